@@ -1,0 +1,1 @@
+// CLIPValidate: see Package.swift for this target's job.

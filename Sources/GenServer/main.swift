@@ -1,0 +1,2 @@
+// GenServer entry point.
+print("gen3d")

@@ -1,0 +1,1 @@
+// Imaging: see Package.swift for this target's job.

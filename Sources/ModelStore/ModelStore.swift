@@ -1,0 +1,1 @@
+// ModelStore: see Package.swift for this target's job.

@@ -1,0 +1,1 @@
+// Models: see Package.swift for this target's job.

@@ -1,0 +1,1 @@
+// NN: see Package.swift for this target's job.

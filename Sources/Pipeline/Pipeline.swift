@@ -1,0 +1,1 @@
+// Pipeline: see Package.swift for this target's job.

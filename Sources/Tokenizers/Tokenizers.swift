@@ -1,0 +1,1 @@
+// Tokenizers: see Package.swift for this target's job.

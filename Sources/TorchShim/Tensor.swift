@@ -1,0 +1,1 @@
+// TorchShim: Swift Tensor API over the C shim.
