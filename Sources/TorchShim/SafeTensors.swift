@@ -28,6 +28,10 @@ public struct TensorInfo: Equatable, Sendable {
     public let dtype: DType
     public let shape: [Int]
     public var count: Int { shape.reduce(1, *) }
+    public init(dtype: DType, shape: [Int]) {
+        self.dtype = dtype
+        self.shape = shape
+    }
 }
 
 /// Something that serves named weights (one safetensors file, a sharded checkpoint, a test dictionary).

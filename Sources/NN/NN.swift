@@ -1,1 +1,0 @@
-// NN: see Package.swift for this target's job.

@@ -1,1 +1,0 @@
-// Pipeline: see Package.swift for this target's job.
