@@ -168,3 +168,44 @@ public final class ManifestWeights: WeightSource {
         return try Tensor.zeros([], dtype: info.dtype).expand(info.shape)
     }
 }
+
+/// Random weights for a list of keys and shapes, generated directly on `device` (benchmarks at real sizes:
+/// the work is the same as with trained weights; the output means nothing). Matrices get N(0, 1/fan_in),
+/// vectors named like norm gains get 1, other vectors small noise, integer tensors zeros.
+public final class RandomWeights: WeightSource {
+    private let infos: [String: TensorInfo]
+    public let keys: [String]
+    public let device: Device
+    public let dtype: DType
+    private let generator: Generator?
+
+    public init(_ infos: [String: TensorInfo], device: Device, dtype: DType, seed: UInt64 = 0) throws {
+        self.infos = infos
+        self.keys = infos.keys.sorted()
+        self.device = device
+        self.dtype = dtype
+        self.generator = try Generator(seed: seed, device: device)
+    }
+
+    public convenience init(manifest: ManifestWeights, device: Device, dtype: DType, seed: UInt64 = 0) throws {
+        var infos: [String: TensorInfo] = [:]
+        for k in manifest.keys { infos[k] = manifest.info(k) }
+        try self.init(infos, device: device, dtype: dtype, seed: seed)
+    }
+
+    public func info(_ key: String) -> TensorInfo? { infos[key] }
+
+    public func tensor(_ key: String) throws -> Tensor {
+        guard let info = infos[key] else { throw SafeTensorsError.missingKey("<random>", key) }
+        guard info.dtype.isFloatingPoint else { return try Tensor.zeros(info.shape, dtype: info.dtype, device: device) }
+        if info.shape.count <= 1 {
+            let lower = key.lowercased()
+            let isGain = lower.hasSuffix("norm.weight") || lower.contains("norm") && lower.hasSuffix(".weight")
+                || lower.hasSuffix(".gamma") || lower.hasSuffix("lambda1") || lower.hasSuffix(".scale")
+            if isGain { return try Tensor.ones(info.shape, dtype: dtype, device: device) }
+            return try Tensor.randn(info.shape, dtype: dtype, device: device, generator: generator) * 0.02
+        }
+        let fanIn = info.shape.dropFirst().reduce(1, *)
+        return try Tensor.randn(info.shape, dtype: dtype, device: device, generator: generator) * (1.0 / Double(fanIn).squareRoot())
+    }
+}
