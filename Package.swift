@@ -37,7 +37,11 @@ let package = Package(
         // Gaussian splat type, PLY read/write.
         .target(name: "PLY", swiftSettings: strict),
         // PNG (libpng) / JPEG (libjpeg-turbo) codecs in C with setjmp-safe error handling.
-        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
+        // Linked statically so the binary runs unchanged on other distributions (Ubuntu ships libjpeg.so.8,
+        // Debian libjpeg.so.62).
+        .target(name: "CImageCodecs", linkerSettings: [
+            .unsafeFlags(["-Xlinker", "-l:libpng16.a", "-Xlinker", "-l:libjpeg.a", "-Xlinker", "-l:libz.a"]),
+        ]),
         // Decoded images, resize, conversion to/from tensors lives in Pipeline/Models.
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: strict),
         // libcurl.

@@ -1,2 +1,0 @@
-// GenServer entry point.
-print("gen3d")
