@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run on the CUDA machine (no Swift there): builds libtorchshim.so against that machine's CUDA torch next to the
+# carried gen3d binary (which finds it through its $ORIGIN rpath).
+#   TORCH_PYTHON  python with the CUDA torch (default python3)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+export TORCH_PYTHON="${TORCH_PYTHON:-python3}"
+SHIM_OUT="$root/.gpu/bin" SHIM_JOBS="${SHIM_JOBS:-8}" "$root/scripts/build-shim.sh"
+missing=$(ldd .gpu/bin/gen3d | grep "not found" || true)
+if [ -n "$missing" ]; then echo "gen3d is missing libraries on this machine:"; echo "$missing"; exit 1; fi
+.gpu/bin/gen3d info
