@@ -5,6 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 swift build -c release --static-swift-stdlib --product gen3d
-mkdir -p .gpu/bin
-cp .build/release/gen3d .gpu/bin/
-echo "ready: .gpu/bin/gen3d ($(du -h .gpu/bin/gen3d | cut -f1))"
+# The static binary (Foundation + ICU data) is ~60 MB stripped; the device tool carries at most 64 MiB, so ship it gzipped.
+rm -rf .gpu/bin && mkdir -p .gpu
+strip -o .gpu/gen3d .build/release/gen3d
+gzip -f -9 .gpu/gen3d
+echo "ready: .gpu/gen3d.gz ($(du -h .gpu/gen3d.gz | cut -f1))"

@@ -6,6 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export TORCH_PYTHON="${TORCH_PYTHON:-python3}"
+mkdir -p .gpu/bin
+if [ -f .gpu/gen3d.gz ]; then gunzip -c .gpu/gen3d.gz > .gpu/bin/gen3d && chmod +x .gpu/bin/gen3d; fi
 SHIM_OUT="$root/.gpu/bin" SHIM_JOBS="${SHIM_JOBS:-8}" "$root/scripts/build-shim.sh"
 missing=$(ldd .gpu/bin/gen3d | grep "not found" || true)
 if [ -n "$missing" ]; then echo "gen3d is missing libraries on this machine:"; echo "$missing"; exit 1; fi
