@@ -25,13 +25,18 @@ public struct Image: Sendable, Equatable {
 
     /// An image of one colour; `value` has `channels` entries (1, 3 or 4).
     public init(width: Int, height: Int, filledWith value: [UInt8]) throws {
-        guard width > 0, height > 0, width <= Int(Int32.max), height <= Int(Int32.max) else {
+        guard width > 0, height > 0 else {
             throw ImagingError.invalidArgument("image size \(width)x\(height) must be positive")
         }
         guard [1, 3, 4].contains(value.count) else {
             throw ImagingError.invalidArgument("\(value.count) channels (expected 1, 3 or 4)")
         }
-        var pixels = [UInt8](repeating: 0, count: width * height * value.count)
+        let (area, overflow1) = width.multipliedReportingOverflow(by: height)
+        let (count, overflow2) = area.multipliedReportingOverflow(by: value.count)
+        guard !overflow1, !overflow2, count <= Int(UInt32.max) else {
+            throw ImagingError.invalidArgument("image size \(width)x\(height)x\(value.count) is too large")
+        }
+        var pixels = [UInt8](repeating: 0, count: count)
         if value.contains(where: { $0 != 0 }) {
             for i in stride(from: 0, to: pixels.count, by: value.count) {
                 for c in 0..<value.count { pixels[i + c] = value[c] }
@@ -60,8 +65,10 @@ public struct Image: Sendable, Equatable {
     }
 
     /// The samples of the pixel at (x, y).
-    public func pixel(x: Int, y: Int) -> ArraySlice<UInt8> {
-        precondition(x >= 0 && x < width && y >= 0 && y < height, "pixel (\(x), \(y)) outside \(width)x\(height)")
+    public func pixel(x: Int, y: Int) throws -> ArraySlice<UInt8> {
+        guard x >= 0, x < width, y >= 0, y < height else {
+            throw ImagingError.invalidArgument("pixel (\(x), \(y)) outside \(width)x\(height)")
+        }
         let start = (y * width + x) * channels
         return pixels[start ..< start + channels]
     }

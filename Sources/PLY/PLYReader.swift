@@ -134,6 +134,7 @@ struct BodyReader {
     }
 
     mutating func skip(_ element: PLYElement) throws {
+        guard !element.properties.isEmpty else { return }  // rows without properties hold no bytes
         try checkPlausible(element)
         if format == .ascii {
             var tokens = ASCIITokens(bytes: bytes, position: position)
@@ -143,7 +144,7 @@ struct BodyReader {
                     case .scalar:
                         guard tokens.skipToken() else { throw truncated(element, rowsRead: row) }
                     case .list:
-                        let n = try listLength(tokens.nextNumber(), element: element, row: row)
+                        let n = try listLength(tokens.nextNumber(element: element, row: row), element: element, row: row)
                         for _ in 0..<n {
                             guard tokens.skipToken() else { throw truncated(element, rowsRead: row) }
                         }
@@ -349,12 +350,6 @@ struct ASCIITokens {
     }
 
     mutating func skipToken() -> Bool { nextRange() != nil }
-
-    /// Next token as a number (used for list lengths, where a non-number is reported by the caller).
-    mutating func nextNumber() -> Double? {
-        guard let range = nextRange() else { return nil }
-        return Self.parse(bytes, range) ?? .nan
-    }
 
     /// Next token as a number; nil at the end of the data; throws for a token that is not a number.
     mutating func nextNumber(element: PLYElement, row: Int) throws -> Double? {

@@ -13,6 +13,9 @@ final class ImageConversionTests: XCTestCase {
         XCTAssertThrowsError(try Image(width: 0, height: 2, channels: 3, pixels: []))
         XCTAssertThrowsError(try Image(width: 1, height: 1, channels: 2, pixels: [0, 0]))
         XCTAssertThrowsError(try Image(width: 1, height: 1, filledWith: [1, 2]))
+        XCTAssertThrowsError(try Image(width: Int.max / 2, height: 3, filledWith: [1]))
+        XCTAssertThrowsError(try rgba.pixel(x: 2, y: 0))
+        XCTAssertEqual(try rgba.pixel(x: 1, y: 1), [10, 20, 30, 1])
     }
 
     func testRGBAndRGBAConversions() throws {

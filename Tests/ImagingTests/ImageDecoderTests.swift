@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import XCTest
 @testable import Imaging
 
@@ -163,5 +166,51 @@ final class ImageDecoderTests: XCTestCase {
         XCTAssertThrowsError(try ImageDecoder.decode(Resources.data("rgb8.png"), maxPixels: 0)) { error in
             guard case .invalidArgument? = error as? ImagingError else { return XCTFail("got \(error)") }
         }
+    }
+}
+
+final class CodecWarningTests: XCTestCase {
+    /// Runs `body` with file descriptor 2 redirected into a pipe and returns what was written there.
+    private func capturingStandardError(_ body: () throws -> Void) throws -> String {
+        fflush(stderr)
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw ImagingError.invalidArgument("pipe failed") }
+        let saved = dup(STDERR_FILENO)
+        dup2(ends[1], STDERR_FILENO)
+        close(ends[1])
+        var failure: Error?
+        do { try body() } catch { failure = error }
+        fflush(stderr)
+        dup2(saved, STDERR_FILENO)
+        close(saved)
+        var captured = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(ends[0], &buffer, buffer.count)
+            if n <= 0 { break }
+            captured += buffer[0..<n]
+        }
+        close(ends[0])
+        if let failure { throw failure }
+        return String(decoding: captured, as: UTF8.self)
+    }
+
+    func testRecoverableDamageDecodesSilently() throws {
+        // A tEXt chunk with a wrong CRC: libpng discards it with a warning (ancillary chunk).
+        let png = [UInt8](try Resources.data("rgb8.png"))
+        var badText = pngChunk("tEXt", Array("Comment\0hello".utf8))
+        badText[badText.count - 1] ^= 0xFF
+        let damagedPNG = Array(png[..<33]) + badText + Array(png[33...])
+        // Extraneous bytes before EOI: libjpeg warns "Corrupt JPEG data: 3 extraneous bytes before marker".
+        let jpeg = [UInt8](try Resources.data("rgb.jpg"))
+        let damagedJPEG = Array(jpeg.dropLast(2)) + [0x00, 0x01, 0x02, 0xFF, 0xD9]
+
+        let output = try capturingStandardError {
+            XCTAssertEqual(try ImageDecoder.decode(Data(damagedPNG)), try ImageDecoder.decode(Data(png)))
+            XCTAssertEqual(try ImageDecoder.decode(Data(damagedJPEG)), try ImageDecoder.decode(Data(jpeg)))
+            _ = try? ImageDecoder.decode(Data(png.prefix(png.count / 2)))
+            _ = try? ImageDecoder.decode(Data(jpeg.prefix(jpeg.count / 2)))
+        }
+        XCTAssertEqual(output, "", "codec warnings must not reach stderr")
     }
 }

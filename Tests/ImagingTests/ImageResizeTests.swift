@@ -69,10 +69,10 @@ final class ImageResizeTests: XCTestCase {
         let reduced = try image.resized(width: 4, height: 3, filter: .box)
         for y in 0..<3 {
             for x in 0..<4 {
-                let block = [image.pixel(x: 2 * x, y: 2 * y), image.pixel(x: 2 * x + 1, y: 2 * y),
-                             image.pixel(x: 2 * x, y: 2 * y + 1), image.pixel(x: 2 * x + 1, y: 2 * y + 1)]
+                let block = try [image.pixel(x: 2 * x, y: 2 * y), image.pixel(x: 2 * x + 1, y: 2 * y),
+                                 image.pixel(x: 2 * x, y: 2 * y + 1), image.pixel(x: 2 * x + 1, y: 2 * y + 1)]
                 let mean = Double(block.map { Int($0.first!) }.reduce(0, +)) / 4
-                XCTAssertEqual(Double(reduced.pixel(x: x, y: y).first!), mean, accuracy: 1.0)
+                XCTAssertEqual(Double(try reduced.pixel(x: x, y: y).first!), mean, accuracy: 1.0)
             }
         }
     }

@@ -214,3 +214,32 @@ final class PLYReaderTests: XCTestCase {
         XCTAssertEqual(splat.rotations, [11, 12, 13, 14])
     }
 }
+
+final class PLYReaderEdgeCaseTests: XCTestCase {
+    func testElementWithoutPropertiesAndHugeCountIsSkippedInstantly() throws {
+        let splat = PLYBenchmark.randomSplat(count: 2, seed: 12)
+        for format in ["ascii", "binary_little_endian"] {
+            let names = GaussianLayout(hasNormals: false, shDegree: 0).propertyNames
+            var file = PLYBytes(header: ["ply", "format \(format) 1.0", "element marker 9000000000000000000",
+                                         "element vertex 2"] + names.map { "property float \($0)" } + ["end_header"])
+            for i in 0..<2 {
+                let row = Array(splat.positions[3 * i ..< 3 * i + 3]) + Array(splat.shDC[3 * i ..< 3 * i + 3])
+                    + [splat.opacities[i]] + Array(splat.scales[3 * i ..< 3 * i + 3]) + Array(splat.rotations[4 * i ..< 4 * i + 4])
+                if format == "ascii" {
+                    file.text(row.map { "\($0)" }.joined(separator: " ") + "\n")
+                } else {
+                    row.forEach { file.float($0) }
+                }
+            }
+            XCTAssertEqual(try PLYReader.read(file.data), splat, format)
+        }
+    }
+
+    func testReadsFromADataSliceWithNonZeroStartIndex() throws {
+        let data = try PLYWriter().encode(PLYBenchmark.randomSplat(count: 3, seed: 13))
+        let padded = Data([1, 2, 3]) + data
+        let slice = padded[3...]
+        XCTAssertEqual(slice.startIndex, 3)
+        XCTAssertEqual(try PLYReader.read(slice), try PLYReader.read(data))
+    }
+}
