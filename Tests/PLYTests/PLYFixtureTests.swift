@@ -59,3 +59,14 @@ final class PLYFixtureTests: XCTestCase {
         XCTAssertEqual(try PLYWriter().encode(splat), data, "TRELLIS save_ply layout is the writer's layout")
     }
 }
+
+final class PLYTrellisDecoderFixtureTests: XCTestCase {
+    func testOfficialSavePlyBytesAreReproduced() throws {
+        // `slat_dec_gs_out.ply`: the exact bytes of TRELLIS's Gaussian.save_ply (9728 Gaussians, 17 floats).
+        let data = try Data(contentsOf: try Fixtures.url("trellis/slat_dec_gs_out.ply"))
+        let splat = try PLYReader.read(data)
+        XCTAssertEqual(splat.count, 9728)
+        XCTAssertNotNil(splat.normals)
+        XCTAssertEqual(try PLYWriter(includeNormals: true, shDegree: 0).encode(splat), data)
+    }
+}
