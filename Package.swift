@@ -64,7 +64,8 @@ let package = Package(
 
         .testTarget(name: "TorchShimTests", dependencies: ["TorchShim"], swiftSettings: strict),
         .testTarget(name: "PLYTests", dependencies: ["PLY"], swiftSettings: strict),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], swiftSettings: strict),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")],
+                    swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], swiftSettings: strict),
