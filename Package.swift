@@ -62,7 +62,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
-        .testTarget(name: "TorchShimTests", dependencies: ["TorchShim"], swiftSettings: strict),
+        .testTarget(name: "TorchShimTests", dependencies: ["TorchShim"], exclude: ["Resources"], swiftSettings: strict),
         .testTarget(name: "PLYTests", dependencies: ["PLY"], swiftSettings: strict),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")],
                     swiftSettings: strict),
