@@ -28,6 +28,8 @@ void check_device(int device) {
     if (device < 0 || device >= n)
         throw std::invalid_argument("CUDA device " + std::to_string(device) + " does not exist (" +
                                     std::to_string(n) + " visible)");
+    // The caching allocator is created lazily with CUDA's first use; its queries fail before that.
+    at::globalContext().lazyInitDevice(c10::DeviceType::CUDA);
 }
 #endif
 } // namespace
