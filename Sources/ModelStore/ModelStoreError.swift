@@ -20,6 +20,8 @@ public enum ModelStoreError: Error, Equatable, CustomStringConvertible, Localize
     case offlineMissing([String])
     /// A registry pattern or --include glob matched no file of the repository.
     case noMatchingFiles(repo: String, revision: String, patterns: [String])
+    /// A model the pipeline needs is not on disk.
+    case modelMissing(name: String, repo: String, missing: [String], fetchCommand: String)
     /// A model name given by the user is not in the registry.
     case unknownModel(name: String, known: [String])
     /// Options that do not make sense together, or malformed values.
@@ -49,9 +51,10 @@ public enum ModelStoreError: Error, Equatable, CustomStringConvertible, Localize
         case let .notFound(repo, revision, file, serverMessage):
             var text: String
             if let file {
-                text = "file \(file) not found in \(repo) at revision \(revision) (HTTP 404)"
+                text = "file \(file) not found in \(repo) at revision \(revision)"
             } else {
-                text = "repository \(repo) or revision \(revision) not found on the hub (HTTP 404)"
+                text = "repository \(repo) or revision \(revision) not found on the hub "
+                    + "(a private repository looks the same without a token)"
             }
             if let serverMessage, !serverMessage.isEmpty { text += ": \(serverMessage)" }
             return text
@@ -73,6 +76,9 @@ public enum ModelStoreError: Error, Equatable, CustomStringConvertible, Localize
                 + missing.joined(separator: "\n  ")
         case let .noMatchingFiles(repo, revision, patterns):
             return "no file of \(repo) at \(revision) matches \(patterns.joined(separator: ", "))"
+        case let .modelMissing(name, repo, missing, fetchCommand):
+            return "model \(name) (\(repo)) is not on disk (missing: \(missing.joined(separator: ", "))); "
+                + "run `\(fetchCommand)`"
         case let .unknownModel(name, known):
             return "unknown model '\(name)'; known models: \(known.joined(separator: ", "))"
         case let .invalidOptions(message):

@@ -122,11 +122,12 @@ final class ConfigurationTests: XCTestCase {
 
         configuration = HubConfiguration.fromEnvironment(["HOME": directory.path, "HF_HOME": directory.path + "/hf",
                                                           "HF_TOKEN": "hf_env", "HF_HUB_CACHE": "/somewhere/hub",
-                                                          "HF_HUB_OFFLINE": "0"])
+                                                          "HF_HUB_OFFLINE": "0", "NO_PROXY": "localhost,.internal"])
         XCTAssertEqual(configuration.token, "hf_env", "HF_TOKEN wins over the token file")
         XCTAssertEqual(configuration.tokenSource, "HF_TOKEN")
         XCTAssertEqual(configuration.cacheDirectory, "/somewhere/hub")
         XCTAssertFalse(configuration.offline)
+        XCTAssertEqual(configuration.noProxy, "localhost,.internal")
 
         configuration = HubConfiguration.fromEnvironment(["HOME": directory.path, "XDG_CACHE_HOME": "/xdg"])
         XCTAssertEqual(configuration.cacheDirectory, "/xdg/huggingface/hub")

@@ -146,6 +146,13 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(report.summary.contains("run `gen3d fetch --model missing-model`"), report.summary)
         XCTAssertTrue(report.summary.contains("gated"), report.summary)
 
+        XCTAssertEqual(try fixture.store().requireLocation(of: present), report.models[0].location)
+        XCTAssertThrowsError(try fixture.store().requireLocation(of: missing)) {
+            XCTAssertEqual($0 as? ModelStoreError, .modelMissing(name: "missing-model", repo: "org/other",
+                                                                 missing: ["a.safetensors", "b/*.json"],
+                                                                 fetchCommand: "gen3d fetch --model missing-model"))
+        }
+
         // /health serialises the report.
         let json = try JSONEncoder().encode(report)
         let decoded = try JSONDecoder().decode(StoreReport.self, from: json)

@@ -26,8 +26,9 @@ public struct HubConfiguration: Sendable, Equatable {
     public var lowSpeedBytesPerSecond: Int = 1024
     public var lowSpeedSeconds: Int = 60
     public var userAgent: String = "gen3d-modelstore/1.0"
-    /// Hosts that bypass any proxy (CURLOPT_NOPROXY); nil leaves libcurl's own reading of no_proxy.
-    /// Proxies themselves come from http_proxy / https_proxy / all_proxy, which libcurl reads.
+    /// Hosts that bypass any proxy (CURLOPT_NOPROXY, from no_proxy / NO_PROXY of the given environment);
+    /// nil leaves libcurl's own reading. The proxies themselves come from the process environment
+    /// (http_proxy, https_proxy / HTTPS_PROXY, all_proxy), which libcurl reads on every transfer.
     public var noProxy: String?
 
     public init(endpoint: String = HubConfiguration.defaultEndpoint, token: String? = nil, tokenSource: String? = nil,
@@ -67,6 +68,7 @@ public struct HubConfiguration: Sendable, Equatable {
             offline: isTrue(environment["HF_HUB_OFFLINE"]),
             cacheDirectory: cache)
         configuration.tokenSource = tokenSource
+        configuration.noProxy = nonEmpty(environment["no_proxy"]) ?? nonEmpty(environment["NO_PROXY"])
         return configuration
     }
 

@@ -53,6 +53,16 @@ public final class ModelStore {
         locate(FetchTarget(spec: spec))
     }
 
+    /// Where a registry model is, or an error naming the command that fetches it (for model loaders).
+    public func requireLocation(of spec: ModelSpec) throws -> ModelLocation {
+        let status = status(of: spec)
+        guard let location = status.location else {
+            throw ModelStoreError.modelMissing(name: spec.name, repo: spec.repo, missing: status.missing,
+                                               fetchCommand: status.fetchCommand ?? "gen3d fetch --model \(spec.name)")
+        }
+        return location
+    }
+
     public func locate(_ target: FetchTarget, extraFolders: [String] = []) -> ModelLocation? {
         for folder in extraFolders + plainFolderCandidates(target)
         where missing(target, in: folder, manifest: FetchManifest.folderPath(folder, specs: target.files)).isEmpty {
@@ -353,6 +363,7 @@ enum DownloadPool {
             let lock = try job.lockPath.map(FileLock.init(path:))
             defer { lock?.release() }
             if let existing = job.skipIfPresent, regularFileSize(existing) == job.download.file.size {
+                progress.started(existingBytes: job.download.file.size)
                 try job.complete()
                 progress.finished()
                 return nil
