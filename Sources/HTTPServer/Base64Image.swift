@@ -53,7 +53,14 @@ public enum Base64Image {
             return .image(data, format)
         }
         let utf8 = trimmed.utf8
-        guard utf8.count >= minimumImageTextLength, utf8.allSatisfy(isBase64TextByte) else { return .text(prompt) }
+        guard utf8.count >= minimumImageTextLength else { return .text(prompt) }
+        let startsLikeImage = imageSignatures.contains(where: trimmed.hasPrefix)
+        guard utf8.allSatisfy(isBase64TextByte) else {
+            if startsLikeImage {
+                throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
+            }
+            return .text(prompt)
+        }
 
         let hasPlus = utf8.contains(UInt8(ascii: "+"))
         let hasSpace = utf8.contains(HTTPSyntax.space)
@@ -64,7 +71,7 @@ public enum Base64Image {
                 if let format = ImageFormat.sniff(data) { return .image(data, format) }
             }
         }
-        if imageSignatures.contains(where: trimmed.hasPrefix) {
+        if startsLikeImage {
             throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
         }
         if decodedAny, !hasSpace, utf8.count >= 64 {

@@ -203,6 +203,20 @@ private func rejectUnknownKeys(_ container: KeyedDecodingContainer<AnyCodingKey>
     }
 }
 
+/// An optional integer field. Foundation reports 1.5 decoded as Int with an internal error that
+/// surfaces as a path-less "not valid JSON", so a non-integral number is recognised and named here.
+private func decodeInteger(_ container: KeyedDecodingContainer<AnyCodingKey>, _ key: String,
+                           field: String) throws -> Int? {
+    do {
+        return try container.decodeIfPresent(Int.self, forKey: AnyCodingKey(key))
+    } catch {
+        if (try? container.decodeIfPresent(Double.self, forKey: AnyCodingKey(key))) != nil {
+            throw HTTPError(.badRequest, "field '\(field)' must be an integer")
+        }
+        throw error
+    }
+}
+
 struct JSONGenerationBody: Decodable {
     var prompt: String?
     var image: String?
@@ -214,7 +228,7 @@ struct JSONGenerationBody: Decodable {
         try rejectUnknownKeys(container, allowed: ["prompt", "image", "seed", "options"], prefix: "")
         prompt = try container.decodeIfPresent(String.self, forKey: AnyCodingKey("prompt"))
         image = try container.decodeIfPresent(String.self, forKey: AnyCodingKey("image"))
-        seed = try container.decodeIfPresent(Int.self, forKey: AnyCodingKey("seed"))
+        seed = try decodeInteger(container, "seed", field: "seed")
         options = try container.decodeIfPresent(GenerationOptions.self, forKey: AnyCodingKey("options"))
     }
 
@@ -239,7 +253,7 @@ extension GenerationOptions: Decodable {
             try container.decodeIfPresent(type, forKey: AnyCodingKey(key))
         }
         func steps(_ key: String) throws -> Int? {
-            guard let steps = try value(key, Int.self) else { return nil }
+            guard let steps = try decodeInteger(container, key, field: "options.\(key)") else { return nil }
             guard (1...1000).contains(steps) else {
                 throw HTTPError(.badRequest, "field 'options.\(key)' must be between 1 and 1000")
             }

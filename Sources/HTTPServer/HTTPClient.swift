@@ -188,10 +188,10 @@ public final class HTTPClient {
     // MARK: - Reading
 
     private func readHead() throws -> Int {
-        var searchFrom = start
+        var scanned = 0  // bytes after `start` known not to complete the head (offsets survive compaction)
         while true {
             if buffer.count - start >= 4 {
-                var index = max(searchFrom, start + 3)
+                var index = start + max(scanned, 3)
                 while index < buffer.count {
                     if buffer[index] == 0x0A, buffer[index - 1] == 0x0D, buffer[index - 2] == 0x0A,
                        buffer[index - 3] == 0x0D {
@@ -199,7 +199,7 @@ public final class HTTPClient {
                     }
                     index += 1
                 }
-                searchFrom = buffer.count
+                scanned = buffer.count - start
             }
             guard try readMore() else { throw HTTPClientError.closed }
         }

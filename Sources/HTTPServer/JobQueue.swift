@@ -83,11 +83,12 @@ public final class JobQueue: @unchecked Sendable {
         self.defaultRetryAfter = max(1, defaultRetryAfter)
         self.workers = Array(repeating: Worker(), count: workers)
         for index in 0..<workers {
+            let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
+                Thread.current.name = threadName
                 onWorkerStart?(index)
                 workerLoop(index)
             }
-            thread.name = "\(name)-\(index)"
             thread.stackSize = stackSize
             thread.start()
         }
