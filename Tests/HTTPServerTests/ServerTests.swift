@@ -342,6 +342,36 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(harness.log.lines.contains { $0.contains(" - - 408 ") })
     }
 
+    /// A response larger than the socket buffers goes out through the write source, intact.
+    func testLargeResponseIsWrittenCompletely() throws {
+        let harness = try TestHarness()
+        let client = try harness.client()
+        for _ in 0..<2 {
+            let response = try client.request(method: "POST", path: "/generate/",
+                                              headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                              body: Data("prompt=big+24000000".utf8))
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.body.count, 24_000_000)
+            XCTAssertEqual(response.body, FakeService.pattern(count: 24_000_000))
+        }
+    }
+
+    /// A client that stops reading a large response is dropped after the write timeout, and
+    /// others are served meanwhile.
+    func testStalledReaderHitsWriteTimeout() throws {
+        let harness = try TestHarness { $0.writeTimeout = 0.5 }
+        let stalled = try harness.client()
+        try stalled.sendRequest(method: "POST", path: "/generate/",
+                                headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                body: Data("prompt=big+64000000".utf8))
+        XCTAssertTrue(waitUntil { harness.service.requests.count == 1 })
+        XCTAssertEqual(try harness.request("GET", "/health").status, 200)
+        XCTAssertTrue(waitUntil(timeout: 5) { harness.log.lines.contains { $0.contains("write made no progress") } },
+                      harness.log.lines.joined(separator: "\n"))
+        XCTAssertTrue(waitUntil { harness.server.http.openConnections == 0 })
+        XCTAssertThrowsError(try stalled.readResponse(), "the truncated response must not parse as complete")
+    }
+
     func testIdleKeepAliveConnectionIsClosed() throws {
         let harness = try TestHarness { $0.keepAliveTimeout = 0.3 }
         let idle = try harness.client()
@@ -442,13 +472,38 @@ final class ServerTests: XCTestCase {
     }
 
     func testSignalTrapCallsHandler() throws {
-        let received = DispatchSemaphore(value: 0)
-        let trap = SignalTrap(signals: [SIGUSR2]) { signal in
-            XCTAssertEqual(signal, SIGUSR2)
-            received.signal()
-        }
+        let received = Locked([Int32]())
+        let trap = SignalTrap(signals: [SIGUSR2]) { signal in received.mutate { $0.append(signal) } }
         kill(getpid(), SIGUSR2)
-        XCTAssertEqual(received.wait(timeout: .now() + 5), .success)
+        XCTAssertTrue(waitUntil { received.value == [SIGUSR2] })
         trap.cancel()
+    }
+
+    /// The daemon's main path: the first signal starts a graceful shutdown, a second one cuts the
+    /// grace period short so a stuck job is answered 503 and `runUntilSignalled` returns.
+    func testRunUntilSignalledShutsDownAndSecondSignalHurries() throws {
+        let harness = try TestHarness(workers: 1, capacity: 2)
+        let returned = DispatchSemaphore(value: 0)
+        Thread {
+            harness.server.runUntilSignalled(grace: 30, signals: [SIGUSR1])
+            returned.signal()
+        }.start()
+        let status = Locked<Int?>(nil)
+        Thread {
+            let code = (try? harness.postForm("/generate/", [("prompt", "block")]).status) ?? -1
+            status.mutate { $0 = code }
+        }.start()
+        XCTAssertEqual(harness.service.started.wait(timeout: .now() + 5), .success)
+        XCTAssertTrue(waitUntil { SignalTrap.isHandled(SIGUSR1) }, "SIGUSR1 would kill the test process")
+        kill(getpid(), SIGUSR1)
+        XCTAssertTrue(waitUntil { (try? HTTPClient(host: "127.0.0.1", port: harness.port, timeout: 1)) == nil })
+        XCTAssertEqual(returned.wait(timeout: .now() + 0.3), .timedOut, "the first signal must wait for the job")
+        kill(getpid(), SIGUSR1)
+        XCTAssertEqual(returned.wait(timeout: .now() + 5), .success)
+        XCTAssertTrue(waitUntil { status.value != nil })
+        XCTAssertEqual(status.value, 503)
+        harness.service.release.signal()
+        XCTAssertTrue(harness.server.jobs.waitUntilIdle(timeout: 5))
+        XCTAssertTrue(harness.log.lines.contains { $0.contains("received signal") })
     }
 }

@@ -6,7 +6,8 @@ import XCTest
 /// response can be matched to its request.
 ///
 /// Text prompts with special meaning: "oom", "unavailable", "crash", "bad option", "gate" (empty
-/// body + validation headers), "block" (waits for `release`), "slow" (sleeps 30 ms).
+/// body + validation headers), "block" (waits for `release`), "slow" (sleeps 30 ms), "big N" (an
+/// N-byte body).
 /// Image prompts whose bytes contain "CORRUPT" are rejected as undecodable.
 final class FakeService: GenerationService, @unchecked Sendable {
     let release = DispatchSemaphore(value: 0)
@@ -48,6 +49,8 @@ final class FakeService: GenerationService, @unchecked Sendable {
                 release.wait()
             case "slow":
                 usleep(30_000)
+            case let big where big.hasPrefix("big "):
+                return GenerationResult(body: Self.pattern(count: Int(big.dropFirst(4)) ?? 0), stageTimings: timings)
             default:
                 break
             }
@@ -62,6 +65,13 @@ final class FakeService: GenerationService, @unchecked Sendable {
                 + "|route:\(request.route.rawValue)|file:\(image.filename ?? "-")"
             return GenerationResult(body: Data(body.utf8), stageTimings: timings)
         }
+    }
+
+    /// A deterministic body of `count` bytes that is not all one value.
+    static func pattern(count: Int) -> Data {
+        var bytes = [UInt8](repeating: 0, count: count)
+        for index in stride(from: 0, to: count, by: 4096) { bytes[index] = UInt8(truncatingIfNeeded: index >> 12) }
+        return Data(bytes)
     }
 
     static func fnv1a(_ data: Data) -> String {
