@@ -38,64 +38,105 @@ public enum PromptContent: Equatable, Sendable {
 /// whitespace and line breaks, the URL-safe alphabet (`-_`), missing `=` padding, and spaces
 /// standing for `+` (what an un-encoded `curl -d prompt=$(base64 img)` turns `+` into).
 public enum Base64Image {
-    /// Base64 signatures of PNG and JPEG files (standard and URL-safe alphabets).
-    private static let imageSignatures = ["iVBORw0KGgo", "/9j/", "_9j_"]
-
-    /// Text shorter than this is never taken for an image.
+    /// Text shorter than this is never taken for an image. (Base64 signatures of PNG and JPEG
+    /// files, standard and URL-safe, are in `imageSignatures`.)
     private static let minimumImageTextLength = 16
 
     /// Classifies a legacy `prompt`: an image when it is base64 whose bytes are PNG/JPEG, text
     /// otherwise. Throws when the text is clearly meant as an image but is not a usable one.
     public static func classify(_ prompt: String) throws -> PromptContent {
-        let trimmed = prompt.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.utf8.count >= 5, trimmed.prefix(5).lowercased() == "data:" {
-            let (data, format) = try decode(trimmed)
-            return .image(data, format)
-        }
-        let utf8 = trimmed.utf8
-        guard utf8.count >= minimumImageTextLength else { return .text(prompt) }
-        let startsLikeImage = imageSignatures.contains(where: trimmed.hasPrefix)
-        guard utf8.allSatisfy(isBase64TextByte) else {
+        var text = prompt
+        return try text.withUTF8 { all -> PromptContent in
+            let bytes = trimASCIIWhitespace(all)
+            if hasDataPrefix(bytes) {
+                let (data, format) = try decodeImage(bytes)
+                return .image(data, format)
+            }
+            guard bytes.count >= minimumImageTextLength else { return .text(prompt) }
+            let startsLikeImage = imageSignatures.contains { bytes.starts(with: $0) }
+            var hasPlus = false
+            var hasSpace = false
+            let allBase64 = decodeTable.withUnsafeBufferPointer { table -> Bool in
+                for byte in bytes {
+                    if table[Int(byte)] == invalid { return false }
+                    if byte == UInt8(ascii: "+") { hasPlus = true }
+                    if byte == HTTPSyntax.space { hasSpace = true }
+                }
+                return true
+            }
+            guard allBase64 else {
+                if startsLikeImage {
+                    throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
+                }
+                return .text(prompt)
+            }
+            var decodedAny = false
+            for spacesArePlus in hasSpace && !hasPlus ? [true, false] : [false] {
+                if let data = decode(bytes, spacesArePlus: spacesArePlus) {
+                    decodedAny = true
+                    if let format = ImageFormat.sniff(data) { return .image(data, format) }
+                }
+            }
             if startsLikeImage {
                 throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
             }
+            if decodedAny, !hasSpace, bytes.count >= 64 {
+                throw Base64ImageError.notAnImage("prompt is base64 data but not a PNG or JPEG image")
+            }
             return .text(prompt)
         }
-
-        let hasPlus = utf8.contains(UInt8(ascii: "+"))
-        let hasSpace = utf8.contains(HTTPSyntax.space)
-        var decodedAny = false
-        for spacesArePlus in hasSpace && !hasPlus ? [true, false] : [false] {
-            if let data = decodeBase64(utf8, spacesArePlus: spacesArePlus) {
-                decodedAny = true
-                if let format = ImageFormat.sniff(data) { return .image(data, format) }
-            }
-        }
-        if startsLikeImage {
-            throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
-        }
-        if decodedAny, !hasSpace, utf8.count >= 64 {
-            throw Base64ImageError.notAnImage("prompt is base64 data but not a PNG or JPEG image")
-        }
-        return .text(prompt)
     }
 
     /// Decodes text that must be a base64 PNG/JPEG (optionally a `data:` URL).
     public static func decode(_ text: String) throws -> (Data, ImageFormat) {
-        var payload = Substring(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        if payload.utf8.count >= 5, payload.prefix(5).lowercased() == "data:" {
-            guard let comma = payload.firstIndex(of: ",") else {
+        var text = text
+        return try text.withUTF8 { try decodeImage(trimASCIIWhitespace($0)) }
+    }
+
+    /// Tolerant base64 decoder (see the type comment). Nil when the text is not base64.
+    public static func decodeBase64<Text: Collection>(_ text: Text, spacesArePlus: Bool = false) -> Data?
+    where Text.Element == UInt8 {
+        if let result = text.withContiguousStorageIfAvailable({ decode($0, spacesArePlus: spacesArePlus) }) {
+            return result
+        }
+        return Array(text).withUnsafeBufferPointer { decode($0, spacesArePlus: spacesArePlus) }
+    }
+
+    // MARK: - Implementation
+
+    private static let imageSignatures = ["iVBORw0KGgo", "/9j/", "_9j_"].map { Array($0.utf8) }
+    private static let dataPrefix = Array("data:".utf8)
+
+    private static func hasDataPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.count >= 5 && zip(bytes.prefix(5), dataPrefix).allSatisfy { $0 | 0x20 == $1 }
+    }
+
+    private static func trimASCIIWhitespace(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        func isSpace(_ byte: UInt8) -> Bool {
+            byte == HTTPSyntax.space || byte == HTTPSyntax.tab || byte == HTTPSyntax.cr || byte == HTTPSyntax.lf
+                || byte == 0x0B || byte == 0x0C
+        }
+        var lower = 0
+        var upper = bytes.count
+        while lower < upper, isSpace(bytes[lower]) { lower += 1 }
+        while upper > lower, isSpace(bytes[upper - 1]) { upper -= 1 }
+        return UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+    }
+
+    private static func decodeImage(_ bytes: UnsafeBufferPointer<UInt8>) throws -> (Data, ImageFormat) {
+        var payload = bytes
+        if hasDataPrefix(bytes) {
+            guard let comma = bytes.firstIndex(of: UInt8(ascii: ",")) else {
                 throw Base64ImageError.invalidBase64("data URL has no ',' before its payload")
             }
-            let metadata = payload[payload.index(payload.startIndex, offsetBy: 5)..<comma].lowercased()
+            let metadata = String(decoding: bytes[5..<comma], as: UTF8.self).lowercased()
             guard metadata.split(separator: ";").contains("base64") else {
                 throw Base64ImageError.invalidBase64("data URL is not base64-encoded (missing ';base64')")
             }
-            payload = payload[payload.index(after: comma)...]
+            payload = UnsafeBufferPointer(rebasing: bytes[(comma + 1)...])
         }
-        let utf8 = payload.utf8
-        let spacesArePlus = !utf8.contains(UInt8(ascii: "+"))
-        guard let data = decodeBase64(utf8, spacesArePlus: spacesArePlus) else {
+        let spacesArePlus = !payload.contains(UInt8(ascii: "+"))
+        guard let data = decode(payload, spacesArePlus: spacesArePlus) else {
             throw Base64ImageError.invalidBase64("image is not valid base64")
         }
         guard let format = ImageFormat.sniff(data) else {
@@ -104,45 +145,56 @@ public enum Base64Image {
         return (data, format)
     }
 
-    /// Tolerant base64 decoder (see the type comment). Nil when the text is not base64.
-    public static func decodeBase64<Text: Collection>(_ text: Text, spacesArePlus: Bool = false) -> Data?
-    where Text.Element == UInt8 {
-        var out = [UInt8]()
-        out.reserveCapacity(text.count / 4 * 3 + 3)
-        var accumulator: UInt32 = 0
-        var sextets = 0
-        var padding = 0
-        for byte in text {
-            var value = decodeTable[Int(byte)]
-            if byte == HTTPSyntax.space, spacesArePlus { value = 62 }
-            if value == skip { continue }
-            if value == pad {
-                padding += 1
-                continue
-            }
-            guard value < 64, padding == 0 else { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            sextets += 1
-            if sextets == 4 {
-                out.append(UInt8(truncatingIfNeeded: accumulator >> 16))
-                out.append(UInt8(truncatingIfNeeded: accumulator >> 8))
-                out.append(UInt8(truncatingIfNeeded: accumulator))
-                accumulator = 0
-                sextets = 0
+    private static func decode(_ input: UnsafeBufferPointer<UInt8>, spacesArePlus: Bool) -> Data? {
+        var out = Data(count: input.count / 4 * 3 + 3)
+        let written = out.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> Int? in
+            let output = raw.bindMemory(to: UInt8.self)
+            return decodeTable.withUnsafeBufferPointer { table -> Int? in
+                var count = 0
+                var accumulator: UInt32 = 0
+                var sextets = 0
+                var padding = 0
+                for byte in input {
+                    var value = table[Int(byte)]
+                    if byte == HTTPSyntax.space, spacesArePlus { value = 62 }
+                    if value == skip { continue }
+                    if value == pad {
+                        padding += 1
+                        continue
+                    }
+                    guard value < 64, padding == 0 else { return nil }
+                    accumulator = accumulator << 6 | UInt32(value)
+                    sextets += 1
+                    if sextets == 4 {
+                        output[count] = UInt8(truncatingIfNeeded: accumulator >> 16)
+                        output[count + 1] = UInt8(truncatingIfNeeded: accumulator >> 8)
+                        output[count + 2] = UInt8(truncatingIfNeeded: accumulator)
+                        count += 3
+                        accumulator = 0
+                        sextets = 0
+                    }
+                }
+                switch sextets {
+                case 0:
+                    guard padding == 0 else { return nil }
+                case 2:
+                    guard padding == 0 || padding == 2 else { return nil }
+                    output[count] = UInt8(truncatingIfNeeded: accumulator >> 4)
+                    count += 1
+                case 3:
+                    guard padding <= 1 else { return nil }
+                    output[count] = UInt8(truncatingIfNeeded: accumulator >> 10)
+                    output[count + 1] = UInt8(truncatingIfNeeded: accumulator >> 2)
+                    count += 2
+                default:
+                    return nil
+                }
+                return count
             }
         }
-        switch sextets {
-        case 0: guard padding == 0 else { return nil }
-        case 2:
-            guard padding == 0 || padding == 2 else { return nil }
-            out.append(UInt8(truncatingIfNeeded: accumulator >> 4))
-        case 3:
-            guard padding <= 1 else { return nil }
-            out.append(UInt8(truncatingIfNeeded: accumulator >> 10))
-            out.append(UInt8(truncatingIfNeeded: accumulator >> 2))
-        default: return nil
-        }
-        return out.isEmpty ? nil : Data(out)
+        guard let written, written > 0 else { return nil }
+        out.count = written
+        return out
     }
 
     private static let skip: UInt8 = 0xFE
@@ -162,6 +214,4 @@ public enum Base64Image {
         for char in [HTTPSyntax.space, HTTPSyntax.tab, HTTPSyntax.cr, HTTPSyntax.lf] { table[Int(char)] = skip }
         return table
     }()
-
-    private static func isBase64TextByte(_ byte: UInt8) -> Bool { decodeTable[Int(byte)] != invalid }
 }

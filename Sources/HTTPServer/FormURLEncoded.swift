@@ -11,21 +11,26 @@ public struct FormURLEncoded: Sendable {
 
     /// Throws a 400 `HTTPError` naming the field with bad percent-encoding or bad UTF-8.
     public init(parsing body: Data) throws {
-        fields = []
-        var pairStart = body.startIndex
-        while pairStart <= body.endIndex {
-            let pairEnd = body[pairStart...].firstIndex(of: UInt8(ascii: "&")) ?? body.endIndex
-            let pair = body[pairStart..<pairEnd]
-            if !pair.isEmpty {
-                let equals = pair.firstIndex(of: UInt8(ascii: "="))
-                let rawName = pair[pair.startIndex..<(equals ?? pair.endIndex)]
-                let rawValue = equals.map { pair[($0 + 1)...] } ?? pair[pair.endIndex...]
-                let name = try Self.decodeComponent(rawName, what: "form field name")
-                let value = try Self.decodeComponent(rawValue, what: "form field '\(name)'")
-                fields.append((name: name, value: value))
+        var fields: [(name: String, value: String)] = []
+        try body.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var pairStart = 0
+            while pairStart < bytes.count {
+                let pairEnd = Self.index(of: UInt8(ascii: "&"), in: bytes, from: pairStart) ?? bytes.count
+                if pairEnd > pairStart {
+                    let equals = Self.index(of: UInt8(ascii: "="), in: bytes, from: pairStart, to: pairEnd)
+                    let nameEnd = equals ?? pairEnd
+                    let name = try Self.decodeComponent(UnsafeBufferPointer(rebasing: bytes[pairStart..<nameEnd]),
+                                                        what: "form field name")
+                    let valueStart = equals.map { $0 + 1 } ?? pairEnd
+                    let value = try Self.decodeComponent(UnsafeBufferPointer(rebasing: bytes[valueStart..<pairEnd]),
+                                                         what: "form field '\(name)'")
+                    fields.append((name: name, value: value))
+                }
+                pairStart = pairEnd + 1
             }
-            pairStart = pairEnd + 1
         }
+        self.fields = fields
     }
 
     public init(parsing text: String) throws {
@@ -61,30 +66,45 @@ public struct FormURLEncoded: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decodeComponent(_ raw: Data, what: String) throws -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(raw.count)
-        var index = raw.startIndex
-        while index < raw.endIndex {
-            let byte = raw[index]
-            if byte == UInt8(ascii: "+") {
-                bytes.append(HTTPSyntax.space)
-            } else if byte == UInt8(ascii: "%") {
-                guard index + 2 < raw.endIndex,
-                      let high = hexDigit(raw[index + 1]), let low = hexDigit(raw[index + 2]) else {
-                    throw HTTPError(.badRequest, "malformed percent-encoding in \(what)")
+    static func decodeComponent(_ raw: UnsafeBufferPointer<UInt8>, what: String) throws -> String {
+        let needsDecoding = index(of: UInt8(ascii: "%"), in: raw, from: 0) != nil
+            || index(of: UInt8(ascii: "+"), in: raw, from: 0) != nil
+        let decoded: String?
+        if needsDecoding {
+            let bytes = try [UInt8](unsafeUninitializedCapacity: raw.count) { output, count in
+                var index = 0
+                while index < raw.count {
+                    let byte = raw[index]
+                    if byte == UInt8(ascii: "+") {
+                        output[count] = HTTPSyntax.space
+                    } else if byte == UInt8(ascii: "%") {
+                        guard index + 2 < raw.count,
+                              let high = hexDigit(raw[index + 1]), let low = hexDigit(raw[index + 2]) else {
+                            throw HTTPError(.badRequest, "malformed percent-encoding in \(what)")
+                        }
+                        output[count] = high << 4 | low
+                        index += 2
+                    } else {
+                        output[count] = byte
+                    }
+                    count += 1
+                    index += 1
                 }
-                bytes.append(high << 4 | low)
-                index += 2
-            } else {
-                bytes.append(byte)
             }
-            index += 1
+            decoded = String(validating: bytes, as: UTF8.self)
+        } else {
+            decoded = String(validating: raw, as: UTF8.self)
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw HTTPError(.badRequest, "\(what) is not valid UTF-8")
-        }
-        return text
+        guard let decoded else { throw HTTPError(.badRequest, "\(what) is not valid UTF-8") }
+        return decoded
+    }
+
+    /// memchr over `bytes[from..<to]`.
+    private static func index(of byte: UInt8, in bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int? = nil) -> Int? {
+        let end = to ?? bytes.count
+        guard from < end, let base = bytes.baseAddress,
+              let hit = memchr(base + from, Int32(byte), end - from) else { return nil }
+        return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
     }
 
     private static func hexDigit(_ byte: UInt8) -> UInt8? {

@@ -354,6 +354,8 @@ public struct HTTPRequestParser {
             }
             state = .fixedBody(length: length)
             hasBody = length > 0
+            // Fewer reallocations for big bodies, but never reserve much for a length only claimed.
+            buffer.reserveCapacity(start + min(length, 8 << 20))
         } else {
             state = .fixedBody(length: 0)
             hasBody = false
