@@ -38,7 +38,7 @@ final class ServerContext: @unchecked Sendable {
     /// The client's `X-Request-Id` when it is a short safe token, otherwise `prefix-sequence`.
     func requestID(suggested: String?) -> String {
         if let suggested, (1...64).contains(suggested.utf8.count),
-           suggested.utf8.allSatisfy({ HTTPSyntax.isTokenChar($0) && $0 != UInt8(ascii: "\"") }) {
+           suggested.utf8.allSatisfy(HTTPSyntax.isTokenChar) {
             return suggested
         }
         lock.lock()
@@ -339,7 +339,7 @@ final class HTTPConnection {
         switch phase {
         case .reading:
             deadline = requestStartedAt.map { $0 + nanoseconds(config.readTimeout) }
-                ?? idleSince + nanoseconds(config.keepAliveTimeout)
+                ?? idleSince + nanoseconds(idleTimeout)
         case .writing:
             deadline = lastWriteProgress + nanoseconds(config.writeTimeout)
         case .lingering:
@@ -363,7 +363,7 @@ final class HTTPConnection {
                 reject(HTTPError(.requestTimeout,
                                  "request not received completely within \(Self.seconds(config.readTimeout))"))
             } else {
-                guard now >= idleSince + nanoseconds(config.keepAliveTimeout) else { return armTimer() }
+                guard now >= idleSince + nanoseconds(idleTimeout) else { return armTimer() }
                 close()
             }
         case .writing:
@@ -376,6 +376,12 @@ final class HTTPConnection {
         case .handling, .closed:
             break
         }
+    }
+
+    /// A connection that has not sent its first request gets no longer than a request would.
+    private var idleTimeout: TimeInterval {
+        let config = context.config
+        return exchangeCount == 0 ? min(config.keepAliveTimeout, config.readTimeout) : config.keepAliveTimeout
     }
 
     private static func seconds(_ value: TimeInterval) -> String { String(format: "%g s", value) }

@@ -57,6 +57,10 @@ public struct HTTPRequestParser {
         case trailers
     }
 
+    /// Buffer capacity kept between requests; a big body's buffer is released after it (an idle
+    /// keep-alive connection should not pin megabytes).
+    private static let retainedCapacity = 64 * 1024
+
     private var buffer: [UInt8] = []
     private var start = 0            // first unconsumed byte
     private var scanFrom = 0         // where the search for an empty line resumes
@@ -176,7 +180,7 @@ public struct HTTPRequestParser {
         state = .head
         scanFrom = start
         chunkedBody = []
-        if start == buffer.count, buffer.capacity > 1 << 20 {
+        if start == buffer.count, buffer.capacity > Self.retainedCapacity {
             buffer = []
             start = 0
             scanFrom = 0
@@ -187,7 +191,7 @@ public struct HTTPRequestParser {
 
     private mutating func compact() {
         if start == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
+            buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
             scanFrom -= start
             start = 0
         } else if start >= 1 << 16, start * 2 >= buffer.count {

@@ -48,6 +48,12 @@ public final class HTTPServer: @unchecked Sendable {
         context.connectionClosed = { [weak self] id in self?.connectionClosed(id) }
     }
 
+    deinit {
+        // Released without shutdown: stop listening (handlers hold the server weakly).
+        listenSource?.cancel()
+        if acceptPaused { listenSource?.resume() }
+    }
+
     /// The port actually bound (meaningful after `start`, also when `config.port` was 0).
     public var port: Int {
         lock.lock()

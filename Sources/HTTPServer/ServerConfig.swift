@@ -17,7 +17,8 @@ public struct ServerConfig: Sendable {
     public var readTimeout: TimeInterval
     /// Time a response write may go without progress before the connection is dropped.
     public var writeTimeout: TimeInterval
-    /// How long an idle keep-alive connection (or a fresh one that sends nothing) stays open.
+    /// How long an idle keep-alive connection stays open. A fresh connection gets at most
+    /// `readTimeout` to start its first request.
     public var keepAliveTimeout: TimeInterval
     /// After a response with `Connection: close`, how long unread client bytes are drained before
     /// the socket closes (closing with unread input would reset the connection and could destroy

@@ -373,13 +373,22 @@ final class ServerTests: XCTestCase {
     }
 
     func testIdleKeepAliveConnectionIsClosed() throws {
-        let harness = try TestHarness { $0.keepAliveTimeout = 0.3 }
+        let harness = try TestHarness {
+            $0.keepAliveTimeout = 0.3
+            $0.readTimeout = 0.5
+        }
         let idle = try harness.client()
         XCTAssertEqual(try idle.request(path: "/health").status, 200)
         let began = Date()
         XCTAssertTrue(idle.waitForClose())
         XCTAssertLessThan(Date().timeIntervalSince(began), 2)
         XCTAssertTrue(waitUntil { harness.server.http.openConnections == 0 })
+
+        // A connection that never sends a byte gets the read timeout (0.5 s), not keep-alive.
+        let silent = try harness.client()
+        let opened = Date()
+        XCTAssertTrue(silent.waitForClose())
+        XCTAssertGreaterThan(Date().timeIntervalSince(opened), 0.25)
     }
 
     func testConnectionLimit() throws {
