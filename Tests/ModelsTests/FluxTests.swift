@@ -396,12 +396,45 @@ final class FluxTests: XCTestCase {
         let clip = try CLIPTextModel(WeightLoader(try fixtureWeights("clip_text")), config: try args("clip_text", CLIPTextModel.Config.self))
         XCTAssertThrowsError(try clip(Tensor.zeros([1, 78], dtype: .int64))) { XCTAssertTrue("\($0)".contains("max_position_embeddings"), "\($0)") }
         XCTAssertThrowsError(try clip(Tensor.zeros([1, 5]))) { XCTAssertTrue("\($0)".contains("integers"), "\($0)") }
+        XCTAssertThrowsError(try clip(Tensor([Int64(-1), 3], shape: [1, 2]))) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
         let t5 = try T5EncoderModel(WeightLoader(try fixtureWeights("t5_encoder")), config: try args("t5_encoder", T5EncoderModel.Config.self))
         XCTAssertThrowsError(try t5(Tensor([Int64(3), 100], shape: [1, 2]))) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
     }
 
+    /// The bf16 path (how the GPU runs it): every component in bf16 against the fp32 oracle, within bf16 error.
+    func testBFloat16PipelineStaysCloseToFloat32Oracle() throws {
+        func load(_ stem: String) throws -> WeightLoader {
+            WeightLoader(try SafeTensorsFile(url: shared.appendingPathComponent("\(stem).safetensors")), dtype: .bfloat16)
+        }
+        let transformer = try FluxTransformer2DModel(load("flux_transformer"), config: args("flux_transformer", FluxTransformer2DModel.Config.self))
+        let vae = try AutoencoderKL(load("vae"), config: args("vae", AutoencoderKL.Config.self), withEncoder: false)
+        let clip = try CLIPTextModel(load("clip_text"), config: args("clip_text", CLIPTextModel.Config.self))
+        let t5 = try T5EncoderModel(load("t5_encoder"), config: args("t5_encoder", T5EncoderModel.Config.self))
+        let pipe = try FluxPipeline(transformer: transformer, vae: vae, schedulerConfig: .init(),
+                                    textEncoders: FluxTextEncoders(clip: clip, t5: t5))
+        let io = try SafeTensorsFile(url: shared.appendingPathComponent("pipeline_io.safetensors"))
+        let embeds = FluxPromptEmbeddings(promptEmbeds: try io.tensor("input.prompt_embeds"),
+                                          pooledPromptEmbeds: try io.tensor("input.pooled_prompt_embeds"))
+        let out = try pipe(embeddings: embeds, options: .init(height: 32, width: 32, steps: 4), latents: io.tensor("input.latents"))
+        XCTAssertEqual(out.latents.dtype, .bfloat16)
+        let image = try TensorComparison.compare("bf16 image", got: out.images, expected: io.tensor("output.image"), atol: 0.05)
+        let clipIO = try SafeTensorsFile(url: shared.appendingPathComponent("clip_text_io.safetensors"))
+        let t5IO = try SafeTensorsFile(url: shared.appendingPathComponent("t5_encoder_io.safetensors"))
+        let text = try pipe.textEncoders!.encode(clipInputIds: clipIO.tensor("input.input_ids"), t5InputIds: t5IO.tensor("input.input_ids"))
+        XCTAssertEqual(text.promptEmbeds.dtype, .bfloat16)
+        let pooled = try TensorComparison.compare("bf16 pooled", got: text.pooledPromptEmbeds,
+                                                  expected: clipIO.tensor("output.pooler_output"), atol: 0.05, rtol: 0.02)
+        let states = try TensorComparison.compare("bf16 t5", got: text.promptEmbeds,
+                                                  expected: t5IO.tensor("output.last_hidden_state"), atol: 0.05, rtol: 0.02)
+        for c in [image, pooled, states] {
+            print("  \(c)")
+            XCTAssertTrue(c.passed, "\(c)")
+        }
+    }
+
     /// The benchmark runs end to end (tiny sizes on the CPU; the real sizes are for the GPU machine).
     func testBenchmarkRunsWithTinySizes() throws {
+        _ = try FluxBenchmark.run(device: .cpu, dtype: .bfloat16, sizes: .tiny)
         let rows = try FluxBenchmark.run(device: .cpu, dtype: .float32, sizes: .tiny)
         for r in rows { print("  \(r)") }
         let names = rows.map(\.name)

@@ -67,7 +67,7 @@ public struct Float8Linear {
         case .perChannel: amax = try w.abs().amax([1], keepDim: true).transpose(0, 1)  // [1, out]
         case .perTensor: amax = try w.abs().max()
         }
-        let scale = try (amax / Float8Linear.e4m3Max).clamp(min: 1e-12)
+        let scale = try (amax / Float8Linear.e4m3Max).clamp(min: 1e-12).contiguous()
         let scaleForRows = options.granularity == .perChannel ? try scale.transpose(0, 1) : scale
         weight = try (w / scaleForRows).clamp(min: -Float8Linear.e4m3Max, max: Float8Linear.e4m3Max)
             .to(.float8e4m3).contiguous()

@@ -50,7 +50,8 @@ public struct FluxRotaryEmbedding {
 ///
 /// Speed-ups that keep the arithmetic of the reference: q/k/v are one GEMM per stream (weights concatenated at
 /// load), the single blocks fuse q/k/v with proj_mlp, and the joint sequence stays concatenated through the
-/// single blocks. With `.float8` the blocks' Linear weights are fp8 (see `Float8Linear`).
+/// single blocks. With `.float8` every Linear inside the blocks (modulation included) is fp8 (see `Float8Linear`);
+/// the embedders, norm_out and proj_out stay in the loader's dtype.
 public final class FluxTransformer2DModel {
     public struct Config: Decodable, Sendable {
         public var patchSize: Int
@@ -195,8 +196,8 @@ public final class FluxTransformer2DModel {
 
     /// FluxTransformerBlock: AdaLayerNormZero on both streams, joint attention over [txt, img], gated MLPs.
     struct DoubleBlock {
-        let norm1: Linear
-        let norm1Context: Linear
+        let norm1: FluxLinear
+        let norm1Context: FluxLinear
         let qkv: FluxLinear
         let addQKV: FluxLinear
         let normQ: HeadNorm, normK: HeadNorm, normAddedQ: HeadNorm, normAddedK: HeadNorm
@@ -208,9 +209,10 @@ public final class FluxTransformer2DModel {
 
         init(_ w: WeightLoader, config c: Config, format: FluxWeightFormat) throws {
             let d = c.innerDim, hd = c.attentionHeadDim
-            // The modulation Linears see one row per image: they stay dense.
-            norm1 = try Linear(w.pp("norm1").pp("linear"), inFeatures: d, outFeatures: 6 * d)
-            norm1Context = try Linear(w.pp("norm1_context").pp("linear"), inFeatures: d, outFeatures: 6 * d)
+            // The modulation Linears hold a quarter of the weights (one row per image goes through them).
+            norm1 = try FluxLinear(w.pp("norm1").pp("linear"), inFeatures: d, outFeatures: 6 * d, format: format)
+            norm1Context = try FluxLinear(w.pp("norm1_context").pp("linear"), inFeatures: d, outFeatures: 6 * d,
+                                          format: format)
             let a = w.pp("attn")
             qkv = try FluxLinear([a.pp("to_q"), a.pp("to_k"), a.pp("to_v")], inFeatures: d, outFeatures: [d, d, d],
                                  format: format)
@@ -272,7 +274,7 @@ public final class FluxTransformer2DModel {
     /// FluxSingleTransformerBlock: AdaLayerNormZeroSingle, attention and MLP in parallel from one fused
     /// projection, proj_out over their concatenation.
     struct SingleBlock {
-        let norm: Linear
+        let norm: FluxLinear
         let qkvMLP: FluxLinear
         let normQ: HeadNorm, normK: HeadNorm
         let projOut: FluxLinear
@@ -280,7 +282,7 @@ public final class FluxTransformer2DModel {
 
         init(_ w: WeightLoader, config c: Config, format: FluxWeightFormat) throws {
             let d = c.innerDim, mlp = c.mlpHiddenDim
-            norm = try Linear(w.pp("norm").pp("linear"), inFeatures: d, outFeatures: 3 * d)
+            norm = try FluxLinear(w.pp("norm").pp("linear"), inFeatures: d, outFeatures: 3 * d, format: format)
             let a = w.pp("attn")
             qkvMLP = try FluxLinear([a.pp("to_q"), a.pp("to_k"), a.pp("to_v"), w.pp("proj_mlp")], inFeatures: d,
                                     outFeatures: [d, d, d, mlp], format: format)
@@ -435,8 +437,8 @@ public final class FluxTransformer2DModel {
     /// Bytes held by the transformer blocks' Linear weights (the part fp8 shrinks).
     public var blockLinearBytes: Int {
         doubleBlocks.reduce(0) { sum, b in
-            sum + [b.qkv, b.addQKV, b.toOut, b.toAddOut, b.ff1, b.ff2, b.ffContext1, b.ffContext2]
+            sum + [b.norm1, b.norm1Context, b.qkv, b.addQKV, b.toOut, b.toAddOut, b.ff1, b.ff2, b.ffContext1, b.ffContext2]
                 .reduce(0) { $0 + $1.weightBytes }
-        } + singleBlocks.reduce(0) { $0 + $1.qkvMLP.weightBytes + $1.projOut.weightBytes }
+        } + singleBlocks.reduce(0) { $0 + $1.norm.weightBytes + $1.qkvMLP.weightBytes + $1.projOut.weightBytes }
     }
 }

@@ -231,6 +231,12 @@ public struct CLIPTextModel {
         guard length >= 1, length <= config.maxPositionEmbeddings else {
             throw TextEncoderError("CLIP sequence length \(length) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
         }
+        if inputIds.device == .cpu, inputIds.count > 0 {
+            let (lo, hi) = (try inputIds.min().itemInt(), try inputIds.max().itemInt())
+            guard lo >= 0, hi < config.vocabSize else {
+                throw TextEncoderError("CLIP token id out of range 0..<\(config.vocabSize): min \(lo), max \(hi)")
+            }
+        }
         let ids = try inputIds.to(device, dtype: .int64)
         let positions = try Tensor.arange(0, Double(length), dtype: .int64, device: device)
         return try tokenEmbedding(ids) + positionEmbedding(positions).unsqueeze(0)
