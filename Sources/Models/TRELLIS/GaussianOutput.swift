@@ -52,15 +52,6 @@ public enum GaussianOrientation: Sendable {
         case .legacyYUp: return ([0, 2, 1], [1, 1, -1])
         }
     }
-
-    /// Unit quaternion (w, x, y, z) of the rotation matrix.
-    var quaternion: [Double] {
-        let h = 0.5.squareRoot()
-        switch self {
-        case .trellis: return [h, h, 0, 0]
-        case .legacyYUp: return [h, -h, 0, 0]
-        }
-    }
 }
 
 /// The Gaussians of a decoded structured latent, as the fields a TRELLIS `Gaussian` stores (`_xyz`, `_features_dc`,
@@ -158,9 +149,8 @@ public struct TrellisGaussians {
 
     /// The PLY fields of `Gaussian.save_ply` as tensors on the Gaussians' device (one batched computation):
     /// positions [M, 3], f_dc [M, 3], opacity logit [M, 1], log scales [M, 3], quaternions [M, 4], all float32.
-    /// Opacity and scale follow the reference's float32 arithmetic; the quaternion of R·M(q) is computed in float64
-    /// as the product q_R ⊗ q/|q| (the same rotation as utils3d's matrix round trip), re-normalised, with the sign
-    /// that makes its largest-magnitude component positive (utils3d's `matrix_to_quaternion` choice).
+    /// Opacity and scale follow the reference's float32 arithmetic; quaternions follow its matrix round trip
+    /// (see `GaussianOutputRotation`).
     public func plyFields(orientation: GaussianOrientation = .trellis) throws
         -> (positions: Tensor, featuresDC: Tensor, opacity: Tensor, scales: Tensor, rotations: Tensor) {
         let device = xyz.device
@@ -175,26 +165,7 @@ public struct TrellisGaussians {
         let logScales = try activatedScaling().log()
             .nanToNum(nan: 0, posinf: Foundation.log(Double(Float.greatestFiniteMagnitude)), neginf: TrellisGaussians.logitRange.min)
 
-        let q = try rotationWithBias().to(.float64)
-        let norm = try q.norm(2, dims: [1], keepDim: true)
-        let identity = try Tensor([1.0, 0, 0, 0]).to(device).unsqueeze(0)
-        // A zero quaternion gives the identity matrix in utils3d (normalise with eps, then I + 2(...)).
-        let unit = try Tensor.where(norm.gt(0), q / norm.clamp(min: 1e-12), identity)
-        let r = orientation.quaternion
-        // Left multiplication by q_R as a 4x4 matrix: p = L(q_R) q, i.e. rows p = q L^T.
-        let left: [Double] = [
-            r[0], -r[1], -r[2], -r[3],
-            r[1], r[0], -r[3], r[2],
-            r[2], r[3], r[0], -r[1],
-            r[3], -r[2], r[1], r[0],
-        ]
-        let leftT = try Tensor(left, shape: [4, 4]).to(device).transpose(0, 1)
-        var rotated = try unit.matmul(leftT)
-        rotated = try F.normalize(rotated, dim: -1, eps: 1e-12)
-        let largest = try rotated.abs().argmax(1, keepDim: true)
-        let signOfLargest = try rotated.gather(1, largest).sign()
-        let rotations = try (rotated * signOfLargest).to(.float32)
-
+        let rotations = try GaussianOutputRotation.savePlyQuaternions(rotationWithBias(), orientation: orientation)
         let fdc = try featuresDC.reshape([count, 3])
         return (positions, fdc, opacityLogit, logScales, rotations)
     }
@@ -211,5 +182,53 @@ public struct TrellisGaussians {
             opacities: try f.opacity.floats(),
             scales: try f.scales.floats(),
             rotations: try f.rotations.floats())
+    }
+}
+
+/// The rotation arithmetic of `save_ply`, operation for operation: utils3d `quaternion_to_matrix` on the float32
+/// quaternions (normalise, I + 2(A + wB), all float32), the axis swap R applied in float64 (`np.matmul` with an
+/// integer matrix), then utils3d `matrix_to_quaternion` in float64 (|components| from 0.5 sqrt(1 ± d0 ± d1 ± d2), signs
+/// from off-diagonal sums relative to the largest, re-normalised; so the largest-magnitude component is positive).
+/// Replicating the float32 matrix matters: the sqrt extraction turns one float32 rounding of M into up to ~2e-4 in a
+/// component near zero, so a more exact formula (q_R ⊗ q) differs from the reference file by more than 1e-4.
+enum GaussianOutputRotation {
+    /// q: [M, 4] float32 (w, x, y, z), not necessarily unit. Returns [M, 4] float32.
+    static func savePlyQuaternions(_ q: Tensor, orientation: GaussianOrientation) throws -> Tensor {
+        let c = try q.unbind(1)
+        // numpy's float32 sqrt is correctly rounded; libtorch's vectorised CPU one can be 1 ulp off. sqrt in float64
+        // rounded to float32 is the correctly rounded float32 sqrt.
+        let squares = try ((c[0] * c[0] + c[1] * c[1]) + c[2] * c[2]) + c[3] * c[3]
+        let norm = try squares.to(.float64).sqrt().to(.float32).clamp(min: 1e-12)
+        let (w, x, y, z) = (try c[0] / norm, try c[1] / norm, try c[2] / norm, try c[3] / norm)
+        let s = try (x * x + y * y) + z * z
+        // Rows of M(q), float32, in utils3d's operation order.
+        let m: [[Tensor]] = [
+            [try 1 + 2 * (x * x - s), try 2 * (x * y - w * z), try 2 * (x * z + w * y)],
+            [try 2 * (y * x + w * z), try 1 + 2 * (y * y - s), try 2 * (y * z - w * x)],
+            [try 2 * (z * x - w * y), try 2 * (z * y + w * x), try 1 + 2 * (z * z - s)],
+        ]
+        // R M in float64: row i of R M is sign_i * row source_i of M (exact).
+        let axes = orientation.axes
+        let r: [[Tensor]] = try (0..<3).map { i in
+            try m[axes.source[i]].map { try $0.to(.float64) * axes.sign[i] }
+        }
+        let (d0, d1, d2) = (r[0][0], r[1][1], r[2][2])
+        func magnitude(_ a: Double, _ b: Double, _ c: Double) throws -> Tensor {
+            try (((d0 * a + d1 * b) + d2 * c) + 1).clamp(min: 0).sqrt() * 0.5
+        }
+        let wxyz = try Tensor.stack([magnitude(1, 1, 1), magnitude(1, -1, -1), magnitude(-1, 1, -1), magnitude(-1, -1, 1)], dim: 1)
+        let largest = try wxyz.argmax(1, keepDim: true)
+        let xw = try (r[2][1] - r[1][2]).sign(), yw = try (r[0][2] - r[2][0]).sign(), zw = try (r[1][0] - r[0][1]).sign()
+        let yz = try (r[2][1] + r[1][2]).sign(), xz = try (r[0][2] + r[2][0]).sign(), xy = try (r[0][1] + r[1][0]).sign()
+        let one = try xw.onesLike()
+        let table = try Tensor.stack([
+            Tensor.stack([one, xw, yw, zw], dim: 1), Tensor.stack([xw, one, xy, xz], dim: 1),
+            Tensor.stack([yw, xy, one, yz], dim: 1), Tensor.stack([zw, xz, yz, one], dim: 1),
+        ], dim: 1)  // [M, 4 (largest), 4 (component)]
+        let n = q.size(0)
+        let sign = try table.gather(1, largest.unsqueeze(2).expand([n, 1, 4])).squeeze(1)
+        let quat = try sign * wxyz
+        let length = try quat.norm(2, dims: [1], keepDim: true).clamp(min: 1e-12)
+        return try (quat / length).to(.float32)
     }
 }
