@@ -252,9 +252,8 @@ final class TrellisSparseTests: XCTestCase {
         }
         results.append(try TensorComparison.compare("slat.samples.feats", got: x, expected: io.tensor("slat.samples.feats"),
                                                     atol: Self.samplerATol))
-        let std = try Tensor(try XCTUnwrap(normalization["std"]).map { Float($0) }).unsqueeze(0)
-        let mean = try Tensor(try XCTUnwrap(normalization["mean"]).map { Float($0) }).unsqueeze(0)
-        let denorm = try x * std + mean
+        let denorm = try SLatNormalization(mean: XCTUnwrap(normalization["mean"]), std: XCTUnwrap(normalization["std"]))
+            .denormalize(x)
         results.append(try TensorComparison.compare("slat.denorm.feats", got: denorm, expected: io.tensor("slat.denorm.feats"),
                                                     atol: Self.samplerATol))
 
@@ -358,6 +357,26 @@ final class TrellisSparseTests: XCTestCase {
             else { _ = try SLatGaussianDecoder(w, config: c.decodeArgs(SLatGaussianDecoderConfig.self)) }
             XCTAssertThrowsError(try w.checkAllUsed()) { XCTAssertTrue("\($0)".contains("blocks.99.surprise")) }
         }
+    }
+
+    /// The benchmark runs end to end (CPU, the fixtures' tiny configurations written as manifests, 300 voxels).
+    /// Its numbers are not checked here; the real-size run is on the GPU machine.
+    func testBenchmarkRunsOnTinyManifests() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("trellis-sparse-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (stem, name) in [("slat_flow", TrellisSparseBenchmark.flowManifest), ("slat_dec_gs", TrellisSparseBenchmark.decoderManifest)] {
+            let c = try fixtureCase(stem)
+            let weights = try c.weights()
+            let tensors: [[String: Any]] = weights.keys.map { ["key": $0, "shape": weights.info($0)!.shape, "dtype": "float32"] }
+            let json: [String: Any] = ["class": c.className, "args": c.args, "tensors": tensors]
+            try JSONSerialization.data(withJSONObject: json).write(to: dir.appendingPathComponent(name))
+        }
+        let rows = try TrellisSparseBenchmark.run(device: .cpu, dtype: .float32, manifestDir: dir, voxels: 300, iterations: 1)
+        rows.forEach { print($0) }
+        XCTAssertEqual(rows.count, 10)
+        XCTAssertTrue(rows.allSatisfy { $0.milliseconds > 0 })
+        XCTAssertTrue(rows.contains { $0.name.contains("transformer") && $0.notes.contains("TFLOP/s") })
     }
 
     func testForwardRejectsBadInputs() throws {

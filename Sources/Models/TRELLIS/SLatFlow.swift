@@ -191,12 +191,21 @@ public final class SLatFlowModel {
         guard x.layout.extent <= config.resolution else {
             throw SparseTensorError("SLat flow: voxel coordinates reach \(x.layout.extent - 1), resolution is \(config.resolution)")
         }
-        let xIn = try x.feats.to(device, dtype: .float32)
-        var h = try x.replacing(inputLayer(xIn).to(dtype))
-        capture?("input_layer.feats", h.feats)
-        let tEmb = try tEmbedder(t).to(dtype)
-        let context = try cond.to(device, dtype: dtype)
+        let (tEmb, context) = try conditioning(t: t, cond: cond)
+        let (coarse, skips) = try encode(x, tEmb: tEmb, capture: capture)
+        let h = try transformer(coarse, tEmb: tEmb, context: context, capture: capture)
+        return try decode(h, skips: skips, tEmb: tEmb, capture: capture)
+    }
 
+    /// Time embedding and condition in the torso dtype.
+    func conditioning(t: Tensor, cond: Tensor) throws -> (tEmb: Tensor, context: Tensor) {
+        (try tEmbedder(t).to(dtype), try cond.to(device, dtype: dtype))
+    }
+
+    /// Input layer and input res blocks (down to the coarse voxels); returns the skip features of every block.
+    func encode(_ x: SparseTensor, tEmb: Tensor, capture: SLatCapture?) throws -> (SparseTensor, [Tensor]) {
+        var h = try x.replacing(inputLayer(x.feats.to(device, dtype: .float32)).to(dtype))
+        capture?("input_layer.feats", h.feats)
         var skips: [Tensor] = []
         for (i, block) in inputBlocks.enumerated() {
             let before = h.layout
@@ -212,9 +221,12 @@ public final class SLatFlowModel {
                 capture("input_block\(i).coords", h.coords)
             }
         }
+        return (h, skips)
+    }
 
-        h = try transformer(h, tEmb: tEmb, context: context, capture: capture)
-
+    /// Out res blocks with skip connections (back to the fine voxels), final norm and output layer (float32).
+    func decode(_ coarse: SparseTensor, skips: [Tensor], tEmb: Tensor, capture: SLatCapture?) throws -> SparseTensor {
+        var h = coarse
         for (i, (block, skip)) in zip(outBlocks, skips.reversed()).enumerated() {
             let input = config.useSkipConnection ? try h.replacing(Tensor.cat([h.feats, skip], dim: 1)) : h
             h = try block(input, emb: tEmb)
@@ -286,5 +298,27 @@ public final class SLatGuidedDenoiser {
         let n = layout.count
         let vCond = try v.narrow(0, start: 0, length: n), vUncond = try v.narrow(0, start: n, length: n)
         return try vCond * (1 + cfgStrength) - vUncond * cfgStrength
+    }
+}
+
+/// `slat_normalization` of the pipeline config: the flow samples normalised latents; the decoder takes
+/// samples * std + mean (per channel).
+public struct SLatNormalization: Decodable, Sendable {
+    public var mean: [Double]
+    public var std: [Double]
+
+    public init(mean: [Double], std: [Double]) {
+        self.mean = mean
+        self.std = std
+    }
+
+    /// feats [N, C] -> feats * std + mean, float32 on feats' device.
+    public func denormalize(_ feats: Tensor) throws -> Tensor {
+        guard mean.count == std.count, feats.ndim == 2, feats.size(1) == mean.count else {
+            throw SparseTensorError("slat_normalization has \(mean.count) means and \(std.count) stds for features \(feats.shape)")
+        }
+        let s = try Tensor(std.map { Float($0) }).to(feats.device).unsqueeze(0)
+        let m = try Tensor(mean.map { Float($0) }).to(feats.device).unsqueeze(0)
+        return try feats.to(.float32) * s + m
     }
 }

