@@ -191,6 +191,9 @@ public final class SLatFlowModel {
         guard x.layout.extent <= config.resolution else {
             throw SparseTensorError("SLat flow: voxel coordinates reach \(x.layout.extent - 1), resolution is \(config.resolution)")
         }
+        guard x.layout.device == device else {
+            throw SparseTensorError("SLat flow: the voxel coordinates are on \(x.layout.device), the model on \(device)")
+        }
         let (tEmb, context) = try conditioning(t: t, cond: cond)
         let (coarse, skips) = try encode(x, tEmb: tEmb, capture: capture)
         let h = try transformer(coarse, tEmb: tEmb, context: context, capture: capture)
@@ -266,6 +269,9 @@ public final class SLatGuidedDenoiser {
 
     /// cond, negCond: [B, Lc, Cc] or [1, Lc, Cc] (broadcast to the B samples).
     public init(model: SLatFlowModel, layout: SparseLayout, cond: Tensor, negCond: Tensor) throws {
+        guard layout.device == model.device else {
+            throw SparseTensorError("SLat sampler: the voxel coordinates are on \(layout.device), the model on \(model.device)")
+        }
         self.model = model
         self.layout = layout
         let b = layout.batchSize

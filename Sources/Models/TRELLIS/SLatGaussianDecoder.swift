@@ -199,6 +199,9 @@ public final class SLatGaussianDecoder {
         guard x.layout.extent <= config.resolution else {
             throw SparseTensorError("Gaussian decoder: voxel coordinates reach \(x.layout.extent - 1), resolution is \(config.resolution)")
         }
+        guard x.layout.device == device else {
+            throw SparseTensorError("Gaussian decoder: the voxel coordinates are on \(x.layout.device), the model on \(device)")
+        }
         let feats = try x.feats.to(device, dtype: .float32)
         let pos = try positionEmbedder(x.coords.narrow(1, start: 1, length: 3))
         var h = try x.replacing((inputLayer(feats) + pos).to(dtype))
