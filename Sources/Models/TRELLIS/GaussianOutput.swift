@@ -40,9 +40,9 @@ public enum GaussianOrientation: Sendable {
     case trellis
     /// For the legacy validators, which render +Y up with the azimuth-0 camera on +Z looking at the origin, +X right:
     /// (x, y, z) -> (x, z, -y), a -90 degree turn about x (= `trellis` followed by a 180 degree turn about x).
-    /// TRELLIS' up (+Z) becomes +Y, and its front (-Y, the Blender/Objaverse front that the training renders use)
-    /// becomes +Z, facing the azimuth-0 camera. The front direction is inferred from the training data's convention,
-    /// not checked against a render.
+    /// TRELLIS' up (+Z) becomes +Y, and its front becomes +Z, facing the azimuth-0 camera. The front is -Y in TRELLIS
+    /// space because the training voxels come from Objaverse glTF (+Y up, front +Z) imported by Blender with its default
+    /// axis conversion (up +Z, front -Y); this is inferred from the dataset scripts, not checked against a render.
     case legacyYUp
 
     /// Signed axis permutation: new[i] = sign[i] * old[source[i]].
