@@ -11,6 +11,7 @@ public enum FixtureRegistry {
 
     static let families: [[String: FixtureHandler]] = [
         FluxFixtures.handlers,
+        TrellisSparseFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {
