@@ -40,3 +40,28 @@ final class TrellisDenseTests: XCTestCase {
                                                      "last_hidden_state", "cond"])
     }
 }
+
+extension TrellisDenseTests {
+    /// The SS stage of the tiny pipeline run: schedule (exact), every model call, every step, samples (atol 1e-3),
+    /// occupancy logits (atol 1e-3) and coordinates (exact).
+    func testSparseStructureSamplerMatchesPipeline() throws {
+        let comparisons = try TrellisDenseFixtures.runSparseStructureStage(try fixtureCase("pipeline"))
+        comparisons.forEach { print("  \($0)") }
+        XCTAssertTrue(comparisons.allSatisfy(\.passed))
+        let names = Set(comparisons.map(\.name))
+        for j in 0..<9 { XCTAssertTrue(names.contains("ss.call\(j).v"), "call \(j) missing") }
+        for i in 0..<5 { XCTAssertTrue(names.contains("ss.step\(i).pred_x0"), "step \(i) missing") }
+        for name in ["ss.t_seq", "ss.samples", "occupancy_logits", "coords"] { XCTAssertTrue(names.contains(name)) }
+    }
+
+    func testScheduleMatchesReadme() {
+        let t = FlowEulerGuidanceIntervalSampler.timeSchedule(steps: 25, rescaleT: 3)
+        let params = FlowEulerGuidanceIntervalSampler.Params()
+        XCTAssertEqual(t.count, 26)
+        XCTAssertEqual(t[1], 0.9863, accuracy: 5e-5)
+        XCTAssertEqual(t[18], 0.5385, accuracy: 5e-5)
+        XCTAssertEqual(t.last, 0)
+        // README: 19 guided steps for the released 25-step schedule.
+        XCTAssertEqual(t.dropLast().filter { FlowEulerGuidanceIntervalSampler.isGuided($0, params: params) }.count, 19)
+    }
+}

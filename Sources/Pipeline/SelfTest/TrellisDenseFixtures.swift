@@ -75,4 +75,72 @@ public enum TrellisDenseFixtures {
         results.append(try compare("cond", DINOv2.trellisCondition(out.hiddenStatesLast), io.tensor("cond")))
         return results
     }
+
+    /// The sparse-structure stage of the pipeline case (`pipeline.json`): from `ss.noise` and the stored cond /
+    /// neg_cond, reproduces `ss.t_seq` (exact), every model call `ss.call{j}.t|v`, `ss.step{i}.x_prev|pred_x0`,
+    /// `ss.samples`, `occupancy_logits` (atol 1e-3, the README's sampler tolerance) and `coords` (exact).
+    /// Not registered under `TrellisImageTo3DPipeline`: the whole-pipeline handler can call it for stage 1.
+    public static func runSparseStructureStage(_ fixture: FixtureCase) throws -> [TensorComparison] {
+        let samplerTolerance = 1e-3
+        guard let models = fixture.json["models"] as? [String: String],
+              let flowStem = models["sparse_structure_flow_model"], let decoderStem = models["sparse_structure_decoder"],
+              let samplerEntry = fixture.json["sparse_structure_sampler"] as? [String: Any] else {
+            throw FixtureError.malformed(fixture.label, "no sparse-structure models or sampler entry")
+        }
+        func checkpoint(_ stem: String) throws -> (args: [String: Any], loader: WeightLoader) {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.url("\(stem).json")))
+            guard let args = (json as? [String: Any])?["args"] as? [String: Any] else {
+                throw FixtureError.malformed(fixture.label, "\(stem).json has no args")
+            }
+            return (args, WeightLoader(try SafeTensors.open(fixture.url("\(stem).safetensors"))))
+        }
+        let (flowArgs, flowWeights) = try checkpoint(flowStem)
+        let flow = try SparseStructureFlowModel(args: flowArgs, weights: flowWeights)
+        let (decoderArgs, decoderWeights) = try checkpoint(decoderStem)
+        let decoder = try SparseStructureDecoder(args: decoderArgs, weights: decoderWeights)
+
+        let paramsData = try JSONSerialization.data(withJSONObject: samplerEntry["params"] ?? [:])
+        let params = try JSONDecoder().decode(FlowEulerGuidanceIntervalSampler.Params.self, from: paramsData)
+        let sigmaMin = (samplerEntry["args"] as? [String: Any])?["sigma_min"] as? Double ?? 1e-5
+        let sampler = FlowEulerGuidanceIntervalSampler(sigmaMin: sigmaMin)
+
+        let io = try fixture.io()
+        var results: [TensorComparison] = []
+        let schedule = FlowEulerGuidanceIntervalSampler.timeSchedule(steps: params.steps, rescaleT: params.rescaleT)
+        results.append(try TensorComparison.compare("ss.t_seq", got: Tensor(schedule), expected: io.tensor("ss.t_seq"),
+                                                    atol: 0))
+        var call = 0
+        var modelTimes: [Double] = []
+        let samples = try sampler.sample(model: { x, t, cond in
+            modelTimes.append(t)
+            return try flow(x, time: t, cond: cond)
+        }, noise: io.tensor("ss.noise"), cond: io.tensor("cond"), negCond: io.tensor("neg_cond"), params: params) { step in
+            for v in step.modelOutputs {
+                let time = try Tensor.full([1], value: modelTimes[step.index], dtype: .float32)
+                results.append(try TensorComparison.compare("ss.call\(call).t", got: time,
+                                                            expected: io.tensor("ss.call\(call).t"), atol: 0))
+                results.append(try TensorComparison.compare("ss.call\(call).v", got: v,
+                                                            expected: io.tensor("ss.call\(call).v"),
+                                                            atol: samplerTolerance))
+                call += 1
+            }
+            results.append(try TensorComparison.compare("ss.step\(step.index).x_prev", got: step.xPrev,
+                                                        expected: io.tensor("ss.step\(step.index).x_prev"),
+                                                        atol: samplerTolerance))
+            results.append(try TensorComparison.compare("ss.step\(step.index).pred_x0", got: step.predX0,
+                                                        expected: io.tensor("ss.step\(step.index).pred_x0"),
+                                                        atol: samplerTolerance))
+        }
+        if io.info("ss.call\(call).v") != nil {
+            throw FixtureError.malformed(fixture.label, "the sampler made \(call) model calls; the oracle made more")
+        }
+        results.append(try TensorComparison.compare("ss.samples", got: samples, expected: io.tensor("ss.samples"),
+                                                    atol: samplerTolerance))
+        let logits = try decoder(samples)
+        results.append(try TensorComparison.compare("occupancy_logits", got: logits,
+                                                    expected: io.tensor("occupancy_logits"), atol: samplerTolerance))
+        results.append(try TensorComparison.exact("coords", got: SparseStructureDecoder.occupiedCoords(logits),
+                                                  expected: io.tensor("coords")))
+        return results
+    }
 }
