@@ -187,3 +187,156 @@ extension TrellisDenseTests {
         }
     }
 }
+
+// MARK: - preprocessing (oracle: PIL 13 + the official preprocess_image, scripts/trellis_dense_oracles.py)
+
+extension TrellisDenseTests {
+    func resource(_ name: String) throws -> SafeTensorsFile {
+        try SafeTensorsFile(url: TrellisDenseFixturePaths.resources().appendingPathComponent(name))
+    }
+
+    func pixels(_ t: Tensor) throws -> TrellisPreprocess.Pixels {
+        try TrellisPreprocess.Pixels(bytes: t.toArray(UInt8.self), width: t.size(1), height: t.size(0), channels: t.size(2))
+    }
+
+    /// Number of bytes that differ and the largest difference.
+    func byteDiff(_ a: [UInt8], _ b: [UInt8]) -> (count: Int, max: Int) {
+        zip(a, b).reduce((0, 0)) { acc, p in
+            let d = abs(Int(p.0) - Int(p.1))
+            return (acc.0 + (d > 0 ? 1 : 0), max(acc.1, d))
+        }
+    }
+
+    func testLanczosMatchesPIL() throws {
+        let file = try resource("lanczos.safetensors")
+        let names = Set(file.keys.map { String($0.split(separator: ".")[0]) }).sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 7)
+        for name in names {
+            let input = try pixels(file.tensor("\(name).input"))
+            let expected = try file.tensor("\(name).output")
+            let (w, h) = (expected.size(1), expected.size(0))
+            let got = input.channels == 4 ? try TrellisPreprocess.Lanczos.resizeRGBA(input, width: w, height: h)
+                : try TrellisPreprocess.Lanczos.resize(input, width: w, height: h)
+            let diff = byteDiff(got.bytes, try expected.toArray(UInt8.self))
+            print("  lanczos \(name): \(input.width)x\(input.height) -> \(w)x\(h), \(diff.count) bytes differ (max \(diff.max))")
+            XCTAssertEqual(got.bytes.count, expected.count)
+            XCTAssertEqual(diff.count, 0, "\(name): PIL's bytes not reproduced")
+        }
+    }
+
+    func fnv1a(_ bytes: [UInt8]) -> Int64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return Int64(bitPattern: h)
+    }
+
+    func testPreprocessMatchesOfficial() throws {
+        let file = try resource("preprocess.safetensors")
+        var checked = 0
+        for key in file.keys.sorted() where key.hasSuffix(".output") || key.hasSuffix(".fnv1a") {
+            let parts = key.split(separator: ".")
+            guard parts.count == 3, parts[1].hasPrefix("s"), let size = Int(parts[1].dropFirst()) else { continue }
+            let name = String(parts[0])
+            let got = try TrellisPreprocess.preprocessImage(pixels(file.tensor("\(name).input")), size: size)
+            XCTAssertEqual([got.width, got.height, got.channels], [size, size, 3])
+            if key.hasSuffix(".output") {
+                let diff = byteDiff(got.bytes, try file.tensor(key).toArray(UInt8.self))
+                print("  preprocess \(name) -> \(size): \(diff.count) bytes differ (max \(diff.max))")
+                XCTAssertEqual(diff.count, 0, key)
+            } else {
+                let prefix = "\(name).s\(size)"
+                var rows = [Int64](repeating: 0, count: size), cols = [Int64](repeating: 0, count: size)
+                for y in 0..<size {
+                    for x in 0..<size {
+                        for c in 0..<3 {
+                            rows[y] += Int64(got.bytes[(y * size + x) * 3 + c])
+                            cols[x] += Int64(got.bytes[(y * size + x) * 3 + c])
+                        }
+                    }
+                }
+                XCTAssertEqual(rows, try file.tensor("\(prefix).row_sums").toArray(Int64.self), "\(prefix) row sums")
+                XCTAssertEqual(cols, try file.tensor("\(prefix).col_sums").toArray(Int64.self), "\(prefix) column sums")
+                XCTAssertEqual(fnv1a(got.bytes), try file.tensor(key).toArray(Int64.self)[0], "\(prefix) hash")
+                print("  preprocess \(name) -> \(size): hash \(fnv1a(got.bytes) == (try file.tensor(key).toArray(Int64.self)[0]) ? "equal" : "differs")")
+            }
+            checked += 1
+        }
+        XCTAssertEqual(checked, 6)
+    }
+
+    func testPixelValuesMatchTorchNormalize() throws {
+        let file = try resource("preprocess.safetensors")
+        let got = try TrellisPreprocess.pixelValues(pixels(file.tensor("normalize.input")))
+        let c = try TensorComparison.compare("normalize", got: got, expected: file.tensor("normalize.output"), atol: 0)
+        print("  \(c)")
+        XCTAssertTrue(c.passed)
+    }
+
+    struct FakeRemover: BackgroundRemover {
+        let seen: (Int, Int) -> Void
+        func alphaMask(rgb: [UInt8], width: Int, height: Int) throws -> [UInt8] {
+            seen(width, height)
+            // Foreground: a centred rectangle.
+            return (0..<(width * height)).map { i in
+                let (x, y) = (i % width, i / width)
+                return abs(x - width / 2) < width / 4 && abs(y - height / 2) < height / 4 ? 255 : 0
+            }
+        }
+    }
+
+    func testBackgroundRemovalHook() throws {
+        let rgb = try TrellisPreprocess.Pixels(bytes: [UInt8](repeating: 200, count: 1100 * 60 * 3), width: 1100,
+                                               height: 60, channels: 3)
+        XCTAssertThrowsError(try TrellisPreprocess.preprocessImage(rgb)) {
+            XCTAssertEqual("\($0)", TrellisPreprocess.backgroundRemovalMissing)
+        }
+        let opaque = try TrellisPreprocess.Pixels(bytes: [UInt8](repeating: 255, count: 8 * 8 * 4), width: 8, height: 8,
+                                                  channels: 4)
+        XCTAssertThrowsError(try TrellisPreprocess.preprocessImage(opaque)) {
+            XCTAssertEqual("\($0)", "an RGBA image or a mask is required until background removal lands")
+        }
+        var seen: (Int, Int)?
+        let out = try TrellisPreprocess.preprocessImage(rgb, remover: FakeRemover { seen = ($0, $1) }, size: 32)
+        XCTAssertEqual(seen?.0, 1024)    // long side reduced to 1024 first, as the reference does
+        XCTAssertEqual(seen?.1, Int(60 * (1024.0 / 1100)))
+        XCTAssertEqual([out.width, out.height], [32, 32])
+        let empty = try TrellisPreprocess.Pixels(bytes: [UInt8](repeating: 0, count: 8 * 8 * 4), width: 8, height: 8,
+                                                 channels: 4)
+        XCTAssertThrowsError(try TrellisPreprocess.preprocessImage(empty)) { XCTAssertTrue("\($0)".contains("alpha > 0.8")) }
+        XCTAssertThrowsError(try TrellisPreprocess.Pixels(bytes: [1, 2, 3], width: 2, height: 2, channels: 4))
+    }
+}
+
+// MARK: - DINOv2 beyond the fixture (oracle: transformers 5.24, scripts/trellis_dense_oracles.py)
+
+extension TrellisDenseTests {
+    func checkDINOv2(_ model: DINOv2, case name: String, in file: SafeTensorsFile) throws {
+        let out = try model(file.tensor("\(name).pixel_values"))
+        for (field, got) in [("embeddings", out.embeddings), ("hidden_states_last", out.hiddenStatesLast),
+                             ("last_hidden_state", out.lastHiddenState)] {
+            let c = try TensorComparison.compare("\(name).\(field)", got: got, expected: file.tensor("\(name).\(field)"),
+                                                 atol: 1e-4, rtol: 1e-4)
+            print("  \(c)")
+            XCTAssertTrue(c.passed, c.description)
+        }
+    }
+
+    /// Plain `Dinov2Model` (no registers; bicubic position interpolation without antialias) at its size and 84x70.
+    func testDINOv2PlainModel() throws {
+        let model = try DINOv2.load(folder: TrellisDenseFixturePaths.resources().appendingPathComponent("dinov2_plain"))
+        XCTAssertFalse(model.config.withRegisters)
+        let file = try resource("dinov2.safetensors")
+        try checkDINOv2(model, case: "plain_56", in: file)
+        try checkDINOv2(model, case: "plain_84x70", in: file)
+        XCTAssertEqual(try model(file.tensor("plain_84x70.pixel_values")).pooled.shape, [1, 32])
+    }
+
+    /// The fixture's with-registers model at inputs whose patch grid differs (antialiased bicubic interpolation).
+    func testDINOv2RegistersInterpolation() throws {
+        let model = try DINOv2.load(folder: TrellisDenseFixturePaths.trellis().appendingPathComponent("dinov2_tiny"))
+        XCTAssertTrue(model.config.withRegisters)
+        let file = try resource("dinov2.safetensors")
+        try checkDINOv2(model, case: "registers_84x70", in: file)
+        try checkDINOv2(model, case: "registers_70", in: file)
+    }
+}
