@@ -340,3 +340,29 @@ extension TrellisDenseTests {
         try checkDINOv2(model, case: "registers_70", in: file)
     }
 }
+
+// MARK: - benchmark plumbing (timings are not asserted)
+
+extension TrellisDenseTests {
+    /// The programmatic DINOv2 key list equals the HF checkpoint's (tiny fixture: same structure as the large one).
+    func testDINOv2KeyListMatchesCheckpoint() throws {
+        let folder = try TrellisDenseFixturePaths.trellis().appendingPathComponent("dinov2_tiny")
+        let config = try JSONDecoder().decode(DINOv2.Config.self,
+                                              from: Data(contentsOf: folder.appendingPathComponent("config.json")))
+        let file = try SafeTensorsFile(url: folder.appendingPathComponent("model.safetensors"))
+        let built = TrellisDenseBenchmark.dinov2TensorInfos(config)
+        XCTAssertEqual(Set(built.keys), Set(file.keys))
+        for k in file.keys { XCTAssertEqual(built[k]?.shape, file.info(k)?.shape, k) }
+        let large = TrellisDenseBenchmark.dinov2TensorInfos(TrellisDenseBenchmark.dinov2LargeRegisters)
+        // transformers' Dinov2WithRegistersModel of this config: 440 tensors, 304,372,736 parameters.
+        XCTAssertEqual(large.count, 440)
+        XCTAssertEqual(large.values.reduce(0) { $0 + $1.count }, 304_372_736)
+    }
+
+    func testBenchmarkRunsWithTinyConfigsOnCPU() throws {
+        let rows = try TrellisDenseBenchmark.run(device: .cpu, dtype: .float32, manifestDir: TrellisDenseFixturePaths.trellis(),
+                                                 tinyConfigs: true, iterations: 1, warmup: 0, samplerSteps: [3])
+        XCTAssertEqual(rows.count, 6)
+        XCTAssertTrue(rows.allSatisfy { $0.milliseconds > 0 })
+    }
+}
