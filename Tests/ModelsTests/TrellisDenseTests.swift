@@ -366,3 +366,56 @@ extension TrellisDenseTests {
         XCTAssertTrue(rows.allSatisfy { $0.milliseconds > 0 })
     }
 }
+
+// MARK: - reduced precision (the GPU path): bf16 on the CPU against the fp32 oracle, relative L2 error
+
+extension TrellisDenseTests {
+    func relativeError(_ got: Tensor, _ expected: Tensor) throws -> Double {
+        let g = try got.to(.cpu, dtype: .float64), e = try expected.to(.cpu, dtype: .float64)
+        return try (g - e).norm().item() / e.norm().item()
+    }
+
+    /// bf16 blocks (io layers fp32, as with use_fp16) stay within bf16 noise of the oracle: rel. L2 < 2e-2.
+    func testReducedPrecisionPathsTrackFloat32() throws {
+        let dir = try TrellisDenseFixturePaths.trellis()
+        let flowCase = try fixtureCase("ss_flow")
+        let flow = try SparseStructureFlowModel(args: flowCase.args, weights: WeightLoader(try flowCase.weights(), dtype: .bfloat16))
+        XCTAssertEqual(flow.dtype, .bfloat16)
+        XCTAssertEqual(flow.inputLayer.weight.dtype, .float32)
+        let io = try flowCase.io()
+        let v = try flow(io.tensor("b2.input.x"), t: io.tensor("b2.input.t"), cond: io.tensor("b2.input.cond"))
+        XCTAssertEqual(v.dtype, .float32)
+        let flowError = try relativeError(v, io.tensor("b2.output"))
+
+        let decCase = try fixtureCase("ss_dec")
+        let decoder = try SparseStructureDecoder(args: decCase.args, weights: WeightLoader(try decCase.weights(), dtype: .bfloat16))
+        let logits = try decoder(decCase.io().tensor("input.x"))
+        XCTAssertEqual(logits.dtype, .float32)
+        let decoderError = try relativeError(logits, decCase.io().tensor("output"))
+
+        let dino = try DINOv2.load(folder: dir.appendingPathComponent("dinov2_tiny"), dtype: .bfloat16)
+        let dinoIO = try SafeTensorsFile(url: dir.appendingPathComponent("dinov2_tiny_io.safetensors"))
+        let cond = try dino.trellisCondition(pixelValues: dinoIO.tensor("pixel_values"))
+        XCTAssertEqual(cond.dtype, .float32)
+        let dinoError = try relativeError(cond, dinoIO.tensor("cond"))
+        print("  bf16 relative L2 error: ss_flow \(flowError), ss_dec \(decoderError), dinov2 cond \(dinoError)")
+        XCTAssertLessThan(flowError, 2e-2)
+        XCTAssertLessThan(decoderError, 2e-2)
+        XCTAssertLessThan(dinoError, 2e-2)
+    }
+}
+
+extension TrellisDenseTests {
+    /// `absolutePositionEmbedding` reproduces the SS flow's `pos_emb` buffer (x-major 16^3 grid, 64 channels).
+    func testAbsolutePositionEmbeddingMatchesBuffer() throws {
+        let weights = try SafeTensorsFile(url: TrellisDenseFixturePaths.trellis().appendingPathComponent("ss_flow.safetensors"))
+        let axis = try Tensor.arange(0, 16)
+        let grid = try Tensor.meshgrid([axis, axis, axis])
+        let coords = try Tensor.stack(grid, dim: -1).reshape([-1, 3])
+        let got = try absolutePositionEmbedding(coords: coords, channels: 64)
+        let c = try TensorComparison.compare("pos_emb", got: got, expected: weights.tensor("pos_emb"), atol: 1e-6)
+        print("  \(c)")
+        XCTAssertTrue(c.passed)
+        XCTAssertThrowsError(try absolutePositionEmbedding(coords: Tensor.zeros([4]), channels: 64))
+    }
+}

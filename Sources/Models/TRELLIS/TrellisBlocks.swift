@@ -5,8 +5,10 @@ import TorchShim
 // Transformer pieces shared by the TRELLIS flow models (microsoft/TRELLIS trellis/modules/transformer and
 // trellis/modules/attention). Every block works on plain [B, L, C] token tensors.
 //
-// Precision follows the reference's `use_fp16` split: the block's Linear weights come in the loader's dtype (the
-// compute dtype), while LayerNorm32 / MultiHeadRMSNorm keep fp32 parameters and normalise in fp32.
+// Precision: a block computes in the dtype of its Linear weights (the loader's dtype; the reference's `use_fp16`
+// makes it fp16). The reference's LayerNorm32 / MultiHeadRMSNorm upcast to fp32; here the norms run as fused
+// native kernels on the compute-dtype tensors (they accumulate in fp32 internally) with their gains cast to the
+// compute dtype, which differs from the reference only by the rounding of those gains. In fp32 it is the same maths.
 
 extension Tensor {
     /// `self` in `dtype`, without a new op when it already is.
@@ -80,29 +82,22 @@ public func absolutePositionEmbedding(coords: Tensor, channels: Int) throws -> T
     return embed
 }
 
-/// Per-head RMS norm of queries/keys: F.normalize(x, dim=-1) * gamma[H, Dh] * sqrt(Dh), computed in fp32.
-/// Key: `gamma` [H, Dh] (kept in fp32 as in the reference).
+/// Per-head RMS norm of queries/keys: F.normalize(x, dim=-1) * gamma[H, Dh] * sqrt(Dh) = rms_norm(x) * gamma.
+/// Key: `gamma` [H, Dh].
 public struct MultiHeadRMSNorm {
-    /// [H, Dh] fp32.
+    /// [H, 1, Dh] in the compute dtype (head-major broadcast).
     public let gamma: Tensor
     public let headDim: Int
 
-    public init(_ w: WeightLoader, heads: Int, headDim: Int) throws {
-        gamma = try w.with(dtype: .float32).tensor("gamma", shape: [heads, headDim])
+    public init(_ w: WeightLoader, heads: Int, headDim: Int, dtype: DType) throws {
+        gamma = try w.tensor("gamma", shape: [heads, headDim]).cast(dtype).unsqueeze(1)
         self.headDim = headDim
     }
 
-    /// x: [..., H, L, Dh] (head-major, as fed to attention). Returns x's dtype.
+    /// x: [..., H, L, Dh] (head-major, as fed to attention); returns x's dtype.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try normalized(x, gamma: gamma.unsqueeze(1))              // gamma [H, 1, Dh]
-    }
-
-    /// x: [..., L, H, Dh] (token-major, as the reference's [B, L, H, Dh] layout). Returns x's dtype.
-    public func tokenMajor(_ x: Tensor) throws -> Tensor { try normalized(x, gamma: gamma) }
-
-    private func normalized(_ x: Tensor, gamma: Tensor) throws -> Tensor {
-        // normalize(x) * sqrt(Dh) = x / sqrt(mean(x^2)) = rms_norm(x); the tiny eps only keeps zero rows at zero.
-        try (F.rmsNorm(x.cast(.float32), shape: [headDim], weight: nil, eps: 1e-30) * gamma).cast(x.dtype)
+        // normalize(x)·sqrt(Dh) = x / sqrt(mean(x^2)); the tiny eps only keeps all-zero rows finite.
+        try F.rmsNorm(x, shape: [headDim], weight: nil, eps: 1e-12) * gamma.cast(x.dtype)
     }
 }
 
@@ -127,8 +122,9 @@ public struct TrellisSelfAttention {
         }
         toQKV = try Linear(w.pp("to_qkv"), inFeatures: channels, outFeatures: 3 * channels, bias: qkvBias)
         toOut = try Linear(w.pp("to_out"), inFeatures: channels, outFeatures: channels)
-        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: channels / heads) : nil
-        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: channels / heads) : nil
+        let (dh, dt) = (channels / heads, toQKV.weight.dtype)
+        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
         self.heads = heads
     }
 
@@ -169,8 +165,9 @@ public struct TrellisCrossAttention {
         toQ = try Linear(w.pp("to_q"), inFeatures: channels, outFeatures: channels, bias: qkvBias)
         toKV = try Linear(w.pp("to_kv"), inFeatures: ctxChannels, outFeatures: 2 * channels, bias: qkvBias)
         toOut = try Linear(w.pp("to_out"), inFeatures: channels, outFeatures: channels)
-        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: channels / heads) : nil
-        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: channels / heads) : nil
+        let (dh, dt) = (channels / heads, toQ.weight.dtype)
+        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
         self.heads = heads
     }
 
@@ -206,23 +203,6 @@ public struct TrellisFeedForward {
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try fc2(fc1(x).gelu(approximate: true)) }
 }
 
-/// TRELLIS `LayerNorm32`: normalises in fp32 (with fp32 affine parameters when present) and returns x's dtype.
-public struct LayerNorm32 {
-    public let norm: LayerNorm
-
-    public init(_ w: WeightLoader, dim: Int, eps: Double, affine: Bool) throws {
-        norm = try LayerNorm(w.with(dtype: .float32), dim: dim, eps: eps, affine: affine)
-    }
-
-    public init(dim: Int, eps: Double) { norm = LayerNorm(dim: dim, eps: eps) }
-
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        // Without parameters the native kernel (fp32 accumulation, one rounding) equals the fp32 round trip.
-        if norm.weight == nil && norm.bias == nil { return try norm(x) }
-        return try norm(x.cast(.float32)).cast(x.dtype)
-    }
-}
-
 /// TRELLIS `ModulatedTransformerCrossBlock` (self-attention + cross-attention + MLP with adaLN modulation):
 ///
 ///     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = adaLN_modulation(mod).chunk(6)
@@ -235,9 +215,9 @@ public struct LayerNorm32 {
 /// all in the block's dtype (`dtype`).
 public struct ModulatedTransformerCrossBlock {
     public let channels: Int
-    public let norm1: LayerNorm32
-    public let norm2: LayerNorm32
-    public let norm3: LayerNorm32
+    public let norm1: LayerNorm
+    public let norm2: LayerNorm
+    public let norm3: LayerNorm
     public let selfAttn: TrellisSelfAttention
     public let crossAttn: TrellisCrossAttention
     public let mlp: TrellisFeedForward
@@ -246,14 +226,15 @@ public struct ModulatedTransformerCrossBlock {
     public init(_ w: WeightLoader, channels: Int, ctxChannels: Int, heads: Int, mlpRatio: Double = 4,
                 qkRMSNorm: Bool = false, qkRMSNormCross: Bool = false) throws {
         self.channels = channels
-        norm1 = LayerNorm32(dim: channels, eps: 1e-6)
-        norm2 = try LayerNorm32(w.pp("norm2"), dim: channels, eps: 1e-6, affine: true)
-        norm3 = LayerNorm32(dim: channels, eps: 1e-6)
+        adaLNModulation = try Linear(w.pp("adaLN_modulation").pp(1), inFeatures: channels, outFeatures: 6 * channels)
+        let dtype = adaLNModulation.weight.dtype
+        norm1 = LayerNorm(dim: channels, eps: 1e-6)
+        norm2 = try LayerNorm(w.pp("norm2").with(dtype: dtype), dim: channels, eps: 1e-6)
+        norm3 = LayerNorm(dim: channels, eps: 1e-6)
         selfAttn = try TrellisSelfAttention(w.pp("self_attn"), channels: channels, heads: heads, qkRMSNorm: qkRMSNorm)
         crossAttn = try TrellisCrossAttention(w.pp("cross_attn"), channels: channels, ctxChannels: ctxChannels,
                                               heads: heads, qkRMSNorm: qkRMSNormCross)
         mlp = try TrellisFeedForward(w.pp("mlp"), channels: channels, mlpRatio: mlpRatio)
-        adaLNModulation = try Linear(w.pp("adaLN_modulation").pp(1), inFeatures: channels, outFeatures: 6 * channels)
     }
 
     /// The dtype the block computes in (that of its Linear weights).
