@@ -419,3 +419,20 @@ extension TrellisDenseTests {
         XCTAssertThrowsError(try absolutePositionEmbedding(coords: Tensor.zeros([4]), channels: 64))
     }
 }
+
+extension TrellisDenseTests {
+    /// From pixels: DINOv2 (fixture weights) -> TRELLIS cond -> SS sampler -> decoder reproduces the pipeline's
+    /// occupied voxels exactly (the stored cond is dinov2_tiny_io:cond).
+    func testSparseStructureStageFromPixels() throws {
+        let dir = try TrellisDenseFixturePaths.trellis()
+        let dinoIO = try SafeTensorsFile(url: dir.appendingPathComponent("dinov2_tiny_io.safetensors"))
+        let pipelineIO = try SafeTensorsFile(url: dir.appendingPathComponent("pipeline_io.safetensors"))
+        XCTAssertTrue(try pipelineIO.tensor("cond").equal(dinoIO.tensor("cond")))
+        let dino = try DINOv2.load(folder: dir.appendingPathComponent("dinov2_tiny"))
+        let cond = try dino.trellisCondition(pixelValues: DINOv2.imagenetNormalize(dinoIO.tensor("pixel_rgb01")))
+        let comparisons = try TrellisDenseFixtures.runSparseStructureStage(try fixtureCase("pipeline"), cond: cond)
+        comparisons.filter { !$0.name.hasPrefix("ss.call") && !$0.name.hasPrefix("ss.step") }.forEach { print("  \($0)") }
+        XCTAssertTrue(comparisons.allSatisfy(\.passed))
+        XCTAssertTrue(comparisons.contains { $0.name == "coords" && $0.passed })
+    }
+}

@@ -80,7 +80,8 @@ public enum TrellisDenseFixtures {
     /// neg_cond, reproduces `ss.t_seq` (exact), every model call `ss.call{j}.t|v`, `ss.step{i}.x_prev|pred_x0`,
     /// `ss.samples`, `occupancy_logits` (atol 1e-3, the README's sampler tolerance) and `coords` (exact).
     /// Not registered under `TrellisImageTo3DPipeline`: the whole-pipeline handler can call it for stage 1.
-    public static func runSparseStructureStage(_ fixture: FixtureCase) throws -> [TensorComparison] {
+    /// `cond` replaces the stored conditioning (e.g. one computed by DINOv2 from pixels).
+    public static func runSparseStructureStage(_ fixture: FixtureCase, cond: Tensor? = nil) throws -> [TensorComparison] {
         let samplerTolerance = 1e-3
         guard let models = fixture.json["models"] as? [String: String],
               let flowStem = models["sparse_structure_flow_model"], let decoderStem = models["sparse_structure_decoder"],
@@ -114,7 +115,8 @@ public enum TrellisDenseFixtures {
         let samples = try sampler.sample(model: { x, t, cond in
             modelTimes.append(t)
             return try flow(x, time: t, cond: cond)
-        }, noise: io.tensor("ss.noise"), cond: io.tensor("cond"), negCond: io.tensor("neg_cond"), params: params) { step in
+        }, noise: io.tensor("ss.noise"), cond: cond ?? io.tensor("cond"), negCond: io.tensor("neg_cond"),
+           params: params) { step in
             for v in step.modelOutputs {
                 let time = try Tensor.full([1], value: modelTimes[step.index], dtype: .float32)
                 results.append(try TensorComparison.compare("ss.call\(call).t", got: time,
