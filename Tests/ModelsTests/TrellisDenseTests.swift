@@ -361,7 +361,7 @@ extension TrellisDenseTests {
 
     func testBenchmarkRunsWithTinyConfigsOnCPU() throws {
         let rows = try TrellisDenseBenchmark.run(device: .cpu, dtype: .float32, manifestDir: TrellisDenseFixturePaths.trellis(),
-                                                 tinyConfigs: true, iterations: 1, warmup: 0, samplerSteps: [3])
+                                                 tinyConfigs: true, iterations: 1, warmup: 0, samplerSteps: [2])
         XCTAssertEqual(rows.count, 6)
         XCTAssertTrue(rows.allSatisfy { $0.milliseconds > 0 })
     }

@@ -45,8 +45,9 @@ public struct TimestepEmbedder {
     /// t: [B] model times -> [B, frequencyDim] sinusoidal features (fp32).
     public static func sinusoid(_ t: Tensor, dim: Int, maxPeriod: Double = 10000) throws -> Tensor {
         let half = dim / 2
-        let steps = try Tensor.arange(0, Double(half), dtype: .float32, device: t.device) / Double(half)
-        let freqs = try (steps * -Foundation.log(maxPeriod)).exp()
+        // (-ln(maxPeriod) * i) / half, in that order, as the reference evaluates it.
+        let steps = try Tensor.arange(0, Double(half), dtype: .float32, device: t.device)
+        let freqs = try (steps * -Foundation.log(maxPeriod) / Double(half)).exp()
         let args = try t.cast(.float32).unsqueeze(1) * freqs.unsqueeze(0)
         var emb = try Tensor.cat([args.cos(), args.sin()], dim: -1)
         if dim % 2 == 1 {

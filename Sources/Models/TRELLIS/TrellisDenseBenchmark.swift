@@ -181,7 +181,7 @@ public enum TrellisDenseBenchmark {
                                                                  rescaleT: 3)
             let guided = FlowEulerGuidanceIntervalSampler.timeSchedule(steps: steps, rescaleT: 3).dropLast()
                 .filter { FlowEulerGuidanceIntervalSampler.isGuided($0, params: params) }.count
-            let r = try measure(device: device, warmup: 1, iterations: max(1, iterations / 4)) {
+            let r = try measure(device: device, warmup: min(warmup, 1), iterations: max(1, iterations / 4)) {
                 latent = try sampler.sample(model: { x, t, c in try flow(x, time: t, cond: c) }, noise: noise,
                                             cond: cond, negCond: negCond, params: params)
             }
@@ -199,7 +199,7 @@ public enum TrellisDenseBenchmark {
         report(BenchmarkRow(name: "ss decoder \(dtype)", milliseconds: decoded.ms,
                             notes: note("\(fc.resolution)^3 -> \(outRes)^3 logits", decoded.peakGiB)))
         var voxels = 0
-        let occupancy = try measure(device: device, warmup: 1, iterations: iterations) {
+        let occupancy = try measure(device: device, warmup: min(warmup, 1), iterations: iterations) {
             voxels = try SparseStructureDecoder.occupiedCoords(decoder(latent)).size(0)
         }
         report(BenchmarkRow(name: "ss decoder + occupied coords \(dtype)", milliseconds: occupancy.ms,
