@@ -12,6 +12,7 @@ public enum FixtureRegistry {
     static let families: [[String: FixtureHandler]] = [
         FluxFixtures.handlers,
         TrellisSparseFixtures.handlers,
+        TrellisDenseFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {
