@@ -12,6 +12,7 @@ public enum FixtureRegistry {
     static let families: [[String: FixtureHandler]] = [
         FluxFixtures.handlers,
         TrellisSparseFixtures.handlers,
+        TrellisPipelineFixtures.handlers,
         TrellisDenseFixtures.handlers,
     ]
 
