@@ -1,0 +1,354 @@
+import Foundation
+
+/// A regular expression from a tokenizer.json (tokenizers compiles them with Oniguruma; the patterns these files
+/// use — `" {2,}"`, `"\A +| +\z"`, `"\A▁"`, `"\s+"` — mean the same in ICU).
+struct TokenizerRegex: @unchecked Sendable {  // NSRegularExpression is immutable and documented thread-safe
+    let expression: NSRegularExpression
+
+    init(_ pattern: String) throws {
+        do {
+            expression = try NSRegularExpression(pattern: pattern)
+        } catch {
+            throw TokenizerError.malformed(what: "regex \(pattern.debugDescription)", reason: "\(error)")
+        }
+    }
+
+    /// Non-overlapping matches, left to right, as scalar offsets into `text`. Empty matches are skipped.
+    func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+        let string = String(scalars: text)
+        let results = expression.matches(in: string, range: NSRange(string.startIndex..., in: string))
+        guard !results.isEmpty else { return [] }
+        // NSRange counts UTF-16 units; map them back to scalar offsets.
+        var scalarOffsetOfUTF16 = [Int](repeating: 0, count: string.utf16.count + 1)
+        var utf16Position = 0
+        for (scalarIndex, scalar) in text.enumerated() {
+            let width = scalar.value > 0xFFFF ? 2 : 1
+            for k in 0..<width { scalarOffsetOfUTF16[utf16Position + k] = scalarIndex }
+            utf16Position += width
+        }
+        scalarOffsetOfUTF16[utf16Position] = text.count
+        return results.compactMap { result in
+            guard result.range.location != NSNotFound, result.range.length > 0 else { return nil }
+            return scalarOffsetOfUTF16[result.range.location]..<scalarOffsetOfUTF16[NSMaxRange(result.range)]
+        }
+    }
+}
+
+/// A pattern of a Replace normaliser or Split pre-tokenizer: `{"String": s}` or `{"Regex": r}`.
+enum TokenizerPattern: Sendable {
+    case literal([Unicode.Scalar])
+    case regex(TokenizerRegex)
+
+    init(json: Any, what: String) throws {
+        if let object = json as? [String: Any], let literal = object["String"] as? String {
+            self = .literal(Array(literal.unicodeScalars))
+        } else if let object = json as? [String: Any], let regex = object["Regex"] as? String {
+            self = .regex(try TokenizerRegex(regex))
+        } else {
+            throw TokenizerError.malformed(what: what, reason: "pattern is neither {\"String\"} nor {\"Regex\"}")
+        }
+    }
+
+    func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
+        switch self {
+        case let .regex(regex):
+            return regex.matches(in: text)
+        case let .literal(literal):
+            guard !literal.isEmpty else { return [] }
+            var found: [Range<Int>] = []
+            var i = 0
+            while i + literal.count <= text.count {
+                if text[i] == literal[0] && text[i..<(i + literal.count)].elementsEqual(literal) {
+                    found.append(i..<(i + literal.count))
+                    i += literal.count
+                } else {
+                    i += 1
+                }
+            }
+            return found
+        }
+    }
+}
+
+/// tokenizers normalisers (the ones sentencepiece-derived tokenizer.json files use, plus the Unicode forms).
+indirect enum HFNormalizer: Sendable {
+    case sequence([HFNormalizer])
+    case precompiled(PrecompiledCharsMap)
+    case replace(TokenizerPattern, [Unicode.Scalar])
+    case strip(left: Bool, right: Bool)
+    case prepend([Unicode.Scalar])
+    case lowercase
+    case nfc, nfd, nfkc, nfkd
+
+    init(json: Any) throws {
+        guard let object = json as? [String: Any], let type = object["type"] as? String else {
+            throw TokenizerError.malformed(what: "tokenizer.json normalizer", reason: "no \"type\"")
+        }
+        func string(_ key: String) throws -> String {
+            guard let value = object[key] as? String else {
+                throw TokenizerError.malformed(what: "\(type) normalizer", reason: "missing \"\(key)\"")
+            }
+            return value
+        }
+        switch type {
+        case "Sequence":
+            guard let items = object["normalizers"] as? [Any] else {
+                throw TokenizerError.malformed(what: "Sequence normalizer", reason: "missing \"normalizers\"")
+            }
+            self = .sequence(try items.map(HFNormalizer.init(json:)))
+        case "Precompiled":
+            // tokenizers skips a Precompiled normaliser whose charsmap is empty (null in some files).
+            let encoded = (object["precompiled_charsmap"] as? String) ?? ""
+            guard let blob = Data(base64Encoded: encoded) else {
+                throw TokenizerError.malformed(what: "Precompiled normalizer", reason: "charsmap is not base64")
+            }
+            self = blob.isEmpty ? .sequence([]) : .precompiled(try PrecompiledCharsMap(blob))
+        case "Replace":
+            guard let pattern = object["pattern"] else {
+                throw TokenizerError.malformed(what: "Replace normalizer", reason: "missing \"pattern\"")
+            }
+            self = .replace(try TokenizerPattern(json: pattern, what: "Replace normalizer"),
+                            Array(try string("content").unicodeScalars))
+        case "Strip":
+            self = .strip(left: (object["strip_left"] as? Bool) ?? false, right: (object["strip_right"] as? Bool) ?? false)
+        case "Prepend":
+            self = .prepend(Array(try string("prepend").unicodeScalars))
+        case "Lowercase": self = .lowercase
+        case "NFC": self = .nfc
+        case "NFD": self = .nfd
+        case "NFKC": self = .nfkc
+        case "NFKD": self = .nfkd
+        default:
+            throw TokenizerError.unsupported(what: "normalizer \(type)")
+        }
+    }
+
+    func apply(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        switch self {
+        case let .sequence(items):
+            return items.reduce(text) { $1.apply($0) }
+        case let .precompiled(charsMap):
+            return Self.applyPrecompiled(charsMap, text)
+        case let .replace(pattern, content):
+            let matches = pattern.matches(in: text)
+            guard !matches.isEmpty else { return text }
+            var out: [Unicode.Scalar] = []
+            var position = 0
+            for match in matches {
+                out += text[position..<match.lowerBound]
+                out += content
+                position = match.upperBound
+            }
+            out += text[position...]
+            return out
+        case let .strip(left, right):
+            var slice = text[...]
+            if left { slice = slice.drop { $0.properties.isWhitespace } }
+            if right { while let last = slice.last, last.properties.isWhitespace { slice = slice.dropLast() } }
+            return Array(slice)
+        case let .prepend(prefix):
+            return text.isEmpty ? text : prefix + text
+        case .lowercase:
+            var out: [Unicode.Scalar] = []
+            out.reserveCapacity(text.count)
+            for scalar in text {
+                if scalar.properties.changesWhenLowercased {
+                    out += scalar.properties.lowercaseMapping.unicodeScalars
+                } else {
+                    out.append(scalar)
+                }
+            }
+            return out
+        case .nfc: return Array(String(scalars: text).precomposedStringWithCanonicalMapping.unicodeScalars)
+        case .nfd: return Array(String(scalars: text).decomposedStringWithCanonicalMapping.unicodeScalars)
+        case .nfkc: return Array(String(scalars: text).precomposedStringWithCompatibilityMapping.unicodeScalars)
+        case .nfkd: return Array(String(scalars: text).decomposedStringWithCompatibilityMapping.unicodeScalars)
+        }
+    }
+
+    /// tokenizers' Precompiled normaliser: per extended grapheme cluster shorter than 6 UTF-8 bytes, the first
+    /// trie match replaces the whole cluster; otherwise (or without a match) each character is looked up alone.
+    private static func applyPrecompiled(_ charsMap: PrecompiledCharsMap, _ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(text.count)
+        var bytes: [UInt8] = []
+        for grapheme in String(scalars: text) {
+            bytes.removeAll(keepingCapacity: true)
+            bytes += grapheme.utf8
+            if bytes.count < 6, let replacement = charsMap.firstMatch(bytes) {
+                out += String(decoding: replacement, as: UTF8.self).unicodeScalars
+                continue
+            }
+            for scalar in grapheme.unicodeScalars {
+                if let replacement = charsMap.firstMatch(scalar.utf8) {
+                    out += String(decoding: replacement, as: UTF8.self).unicodeScalars
+                } else {
+                    out.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A piece of text between pre-tokenizer splits. `startsText`: it begins at offset 0 of the input.
+struct PreToken {
+    var text: [Unicode.Scalar]
+    var startsText: Bool
+}
+
+/// tokenizers pre-tokenizers used with unigram models.
+indirect enum HFPreTokenizer: Sendable {
+    enum PrependScheme: Sendable { case always, first, never }
+    enum SplitBehavior: String, Sendable {
+        case removed = "Removed", isolated = "Isolated", mergedWithPrevious = "MergedWithPrevious"
+        case mergedWithNext = "MergedWithNext", contiguous = "Contiguous"
+    }
+
+    case sequence([HFPreTokenizer])
+    case whitespaceSplit
+    case metaspace(replacement: Unicode.Scalar, prependScheme: PrependScheme, split: Bool)
+    case split(pattern: TokenizerPattern, behavior: SplitBehavior, invert: Bool)
+
+    init(json: Any) throws {
+        guard let object = json as? [String: Any], let type = object["type"] as? String else {
+            throw TokenizerError.malformed(what: "tokenizer.json pre_tokenizer", reason: "no \"type\"")
+        }
+        switch type {
+        case "Sequence":
+            guard let items = object["pretokenizers"] as? [Any] else {
+                throw TokenizerError.malformed(what: "Sequence pre_tokenizer", reason: "missing \"pretokenizers\"")
+            }
+            self = .sequence(try items.map(HFPreTokenizer.init(json:)))
+        case "WhitespaceSplit":
+            self = .whitespaceSplit
+        case "Metaspace":
+            let replacementString = (object["replacement"] as? String) ?? "\u{2581}"
+            guard replacementString.unicodeScalars.count == 1, let replacement = replacementString.unicodeScalars.first else {
+                throw TokenizerError.malformed(what: "Metaspace pre_tokenizer", reason: "replacement must be one character")
+            }
+            let scheme: PrependScheme
+            switch object["prepend_scheme"] as? String {
+            case "always": scheme = .always
+            case "first": scheme = .first
+            case "never": scheme = .never
+            case nil: scheme = ((object["add_prefix_space"] as? Bool) ?? true) ? .always : .never  // older files
+            case let other?: throw TokenizerError.unsupported(what: "Metaspace prepend_scheme \(other)")
+            }
+            self = .metaspace(replacement: replacement, prependScheme: scheme, split: (object["split"] as? Bool) ?? true)
+        case "Split":
+            guard let pattern = object["pattern"], let behaviorName = object["behavior"] as? String else {
+                throw TokenizerError.malformed(what: "Split pre_tokenizer", reason: "missing pattern or behavior")
+            }
+            guard let behavior = SplitBehavior(rawValue: behaviorName) else {
+                throw TokenizerError.unsupported(what: "Split behavior \(behaviorName)")
+            }
+            self = .split(pattern: try TokenizerPattern(json: pattern, what: "Split pre_tokenizer"), behavior: behavior,
+                          invert: (object["invert"] as? Bool) ?? false)
+        default:
+            throw TokenizerError.unsupported(what: "pre_tokenizer \(type)")
+        }
+    }
+
+    func apply(_ pieces: [PreToken]) -> [PreToken] {
+        switch self {
+        case let .sequence(items):
+            return items.reduce(pieces) { $1.apply($0) }
+        case .whitespaceSplit:
+            return pieces.flatMap { piece in
+                Self.split(piece, matches: Self.runs(of: piece.text) { $0.properties.isWhitespace }, behavior: .removed)
+            }
+        case let .metaspace(replacement, prependScheme, split):
+            return pieces.flatMap { piece -> [PreToken] in
+                var piece = piece
+                piece.text = piece.text.map { $0 == " " ? replacement : $0 }
+                let prepend: Bool
+                switch prependScheme {
+                case .always: prepend = true
+                case .first: prepend = piece.startsText
+                case .never: prepend = false
+                }
+                if prepend && piece.text.first != replacement { piece.text.insert(replacement, at: 0) }
+                guard split else { return [piece] }
+                let matches = piece.text.indices.filter { piece.text[$0] == replacement }.map { $0..<($0 + 1) }
+                return Self.split(piece, matches: matches, behavior: .mergedWithNext)
+            }
+        case let .split(pattern, behavior, invert):
+            return pieces.flatMap { piece in
+                Self.split(piece, matches: pattern.matches(in: piece.text), behavior: behavior, invert: invert)
+            }
+        }
+    }
+
+    /// Maximal runs of scalars satisfying `predicate`.
+    private static func runs(of text: [Unicode.Scalar], where predicate: (Unicode.Scalar) -> Bool) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var i = 0
+        while i < text.count {
+            guard predicate(text[i]) else {
+                i += 1
+                continue
+            }
+            let start = i
+            while i < text.count && predicate(text[i]) { i += 1 }
+            runs.append(start..<i)
+        }
+        return runs
+    }
+
+    /// `NormalizedString::split` with tokenizers' SplitDelimiterBehavior, then dropping empty pieces.
+    private static func split(_ piece: PreToken, matches: [Range<Int>], behavior: SplitBehavior,
+                              invert: Bool = false) -> [PreToken] {
+        // The whole text as alternating (range, isMatch) parts.
+        var parts: [(range: Range<Int>, isMatch: Bool)] = []
+        var position = 0
+        for match in matches {
+            if position < match.lowerBound { parts.append((position..<match.lowerBound, invert)) }
+            parts.append((match, !invert))
+            position = match.upperBound
+        }
+        if position < piece.text.count { parts.append((position..<piece.text.count, invert)) }
+
+        var kept: [Range<Int>] = []
+        switch behavior {
+        case .removed:
+            kept = parts.filter { !$0.isMatch }.map(\.range)
+        case .isolated:
+            kept = parts.map(\.range)
+        case .contiguous:
+            var previousMatch: Bool?
+            for part in parts {
+                if part.isMatch == previousMatch, let last = kept.last {
+                    kept[kept.count - 1] = last.lowerBound..<part.range.upperBound
+                } else {
+                    kept.append(part.range)
+                }
+                previousMatch = part.isMatch
+            }
+        case .mergedWithPrevious:
+            var previousMatch = false
+            for part in parts {
+                if part.isMatch && !previousMatch, let last = kept.last {
+                    kept[kept.count - 1] = last.lowerBound..<part.range.upperBound
+                } else {
+                    kept.append(part.range)
+                }
+                previousMatch = part.isMatch
+            }
+        case .mergedWithNext:
+            var previousMatch = false
+            for part in parts.reversed() {
+                if part.isMatch && !previousMatch, let last = kept.last {
+                    kept[kept.count - 1] = part.range.lowerBound..<last.upperBound
+                } else {
+                    kept.append(part.range)
+                }
+                previousMatch = part.isMatch
+            }
+            kept.reverse()
+        }
+        return kept.filter { !$0.isEmpty }.map {
+            PreToken(text: Array(piece.text[$0]), startsText: piece.startsText && $0.lowerBound == 0)
+        }
+    }
+}
