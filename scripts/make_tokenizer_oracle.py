@@ -8,10 +8,10 @@ What it writes under Tests/TokenizersTests/Resources/:
   t5_bytes/spiece.model        a smaller unigram model with byte_fallback and no normaliser (identity rule)
   t5_bytes/tokenizer.json      the same through transformers' converter (byte_fallback Unigram)
   tokenizer_oracle.json.gz     (gzip) the test set and the expected ids from every library:
-    t5.sentencepiece[i]        SentencePieceProcessor(t5_tiny).encode(text) + [eos]
-    t5.variants[name]          {normalizer, pre_tokenizer} patches of t5_tiny/tokenizer.json (the formats that
+    t5_tiny.sentencepiece[i]        SentencePieceProcessor(t5_tiny).encode(text) + [eos]
+    t5_tiny.variants[name]          {normalizer, pre_tokenizer} patches of t5_tiny/tokenizer.json (the formats that
                                T5 tokenizer.json files come in) and the ids tokenizers.Tokenizer gives for each
-    t5.transformers_256[i]     transformers T5Tokenizer(text, padding="max_length", max_length=256, truncation=True)
+    t5_tiny.transformers_256[i]     transformers T5Tokenizer(text, padding="max_length", max_length=256, truncation=True)
     t5_bytes.*                 the same for the byte-fallback model
     clip.open_clip[i]          open_clip 2.29.0 SimpleTokenizer(text) (context 77, ftfy 6.3.1)
     clip.open_clip_no_fix_encoding[i]
@@ -140,6 +140,7 @@ def test_texts():
         # controls
         "bell\x07char", "nul\x00char", "del\x7fchar", "bom\ufeffchar", "\x1b[31mred\x1b[0m text",
         "arabic\u206acontrol", "obj\ufffcrep", "c1\x80\x93\x9fcontrols", "rtl\u200fmark\u200e",
+        "\x1b\x1bab cd", "a\x1bb", "\ufb01\x1bb c", "\x1b\ufb01ne day", "\x07 bell first", "\u200b\u200b two zwsp",
         # contractions and case
         "'S 'T 'RE 'VE 'M 'LL 'D", "it'S", "'ſ", "rock'n'roll", "''quoted''", "O'Neil's",
         # mojibake (ftfy repairs these; the Swift port does not)
@@ -154,6 +155,7 @@ def test_texts():
 
 # --------------------------------------------------------------------------------------------------------------
 def train_models(tmp):
+    spm.set_random_generator_seed(17)  # with num_threads=1 the trained models are then reproducible
     corpus = os.path.join(tmp, "corpus.txt")
     with open(corpus, "w") as f:
         f.write("\n".join(training_corpus()) + "\n")
@@ -166,9 +168,13 @@ def train_models(tmp):
     spm.SentencePieceTrainer.train(model_prefix=os.path.join(tmp, "t5_bytes"), vocab_size=600,
                                    normalization_rule_name="identity", character_coverage=0.98,
                                    byte_fallback=True, **common)
+    from sentencepiece import sentencepiece_model_pb2
     for name in ("t5_tiny", "t5_bytes"):
-        data = open(os.path.join(tmp, name + ".model"), "rb").read()
-        open(os.path.join(RES, name, "spiece.model"), "wb").write(data)
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(open(os.path.join(tmp, name + ".model"), "rb").read())
+        proto.trainer_spec.ClearField("input")  # temporary paths: keep the committed file reproducible
+        proto.trainer_spec.ClearField("model_prefix")
+        open(os.path.join(RES, name, "spiece.model"), "wb").write(proto.SerializeToString())
 
 
 def save_t5_tokenizer_json(name, tmp):
@@ -366,7 +372,7 @@ def main():
             "versions": {"sentencepiece": spm.__version__, "tokenizers": tokenizers.__version__,
                          "transformers": transformers.__version__},
             "texts": texts,
-            "t5": t5_oracle("t5_tiny", texts, tmp),
+            "t5_tiny": t5_oracle("t5_tiny", texts, tmp),
             "t5_bytes": t5_oracle("t5_bytes", texts, tmp),
             "clip": clip_oracle(texts, tmp),
         }

@@ -75,10 +75,7 @@ struct TokenizerOracle {
     let texts: [String]
 
     static let shared: Result<TokenizerOracle, Error> = Result {
-        guard let url = Bundle.module.url(forResource: "tokenizer_oracle.json", withExtension: "gz",
-                                          subdirectory: "Resources") else {
-            throw TokenizerError.unreadableFile(path: "Resources/tokenizer_oracle.json.gz", reason: "not in the bundle")
-        }
+        let url = try resource("tokenizer_oracle.json.gz")
         let json = try Gzip.decompress([UInt8](try Data(contentsOf: url)))
         guard let root = try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
               let texts = root["texts"] as? [String] else {
@@ -126,12 +123,9 @@ struct TokenizerOracle {
         }
     }
 
-    /// Resource folder of the committed tiny T5 models.
+    /// A file of Tests/TokenizersTests/Resources (copied whole into the test target's resource bundle).
     static func resource(_ relativePath: String) throws -> URL {
-        guard let base = Bundle.module.resourceURL else {
-            throw TokenizerError.unreadableFile(path: relativePath, reason: "no test resource bundle")
-        }
-        let url = base.appendingPathComponent("Resources").appendingPathComponent(relativePath)
+        let url = Bundle.module.bundleURL.appendingPathComponent("Resources").appendingPathComponent(relativePath)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw TokenizerError.unreadableFile(path: url.path, reason: "missing")
         }

@@ -210,34 +210,18 @@ public final class CLIPTokenizer: TextTokenizer {
             for segment in addedVocabulary.split(scalars, normalize: Self.transformersNormalize) {
                 switch segment {
                 case let .token(id): ids.append(id)
-                case let .text(normalized, _): appendBPE(of: normalized, to: &ids)
+                case let .text(normalized): appendBPE(of: normalized.scalars, to: &ids)
                 }
             }
         }
         return ids
     }
 
-    /// The text transformers' CLIP normaliser produces: NFC, `\s+` -> " ", per-character lower-case.
-    static func transformersNormalize(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        var out: [Unicode.Scalar] = []
-        out.reserveCapacity(text.count)
-        var inSpace = false
-        for scalar in PythonText.nfc(text) {
-            if scalar.properties.isWhitespace {
-                if !inSpace { out.append(" ") }
-                inSpace = true
-                continue
-            }
-            inSpace = false
-            if scalar.value < 0x80 {
-                out.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(scalar.value + 32)! : scalar)
-            } else if scalar.properties.changesWhenLowercased {
-                out.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
-            } else {
-                out.append(scalar)
-            }
-        }
-        return out
+    /// transformers' CLIP normaliser: `Sequence([NFC(), Replace(Regex("\s+"), " "), Lowercase()])`.
+    static let transformersNormalizer = HFNormalizer.sequence([.nfc, .collapseWhitespace, .lowercase])
+
+    static func transformersNormalize(_ text: NormalizedText) -> NormalizedText {
+        transformersNormalizer.apply(text)
     }
 
     private func appendBPE(of text: [Unicode.Scalar], to ids: inout [Int32]) {

@@ -12,12 +12,55 @@ struct AddedToken: Sendable, Equatable {
     var singleWord = false
 }
 
+/// Text on its way through a tokenizers pipeline: the scalars and, for each, the offset (in scalars) in the
+/// original input of the character it came from. tokenizers keeps these alignments; the one thing encoding depends
+/// on is whether a piece's first character comes from offset 0 (Metaspace's prepend_scheme "first").
+struct NormalizedText: Equatable, Sendable {
+    var scalars: [Unicode.Scalar]
+    var origins: [Int]
+
+    init(scalars: [Unicode.Scalar], origins: [Int]) {
+        self.scalars = scalars
+        self.origins = origins
+    }
+
+    /// Original text starting at `offset` of the input.
+    init(original: some Collection<Unicode.Scalar>, offset: Int = 0) {
+        scalars = Array(original)
+        origins = Array(offset..<(offset + scalars.count))
+    }
+
+    init() { self.init(scalars: [], origins: []) }
+
+    var isEmpty: Bool { scalars.isEmpty }
+    var count: Int { scalars.count }
+    /// The first character comes from the start of the input.
+    var startsInput: Bool { origins.first == 0 }
+
+    subscript(range: Range<Int>) -> NormalizedText {
+        NormalizedText(scalars: Array(scalars[range]), origins: Array(origins[range]))
+    }
+
+    mutating func append(_ scalar: Unicode.Scalar, origin: Int) {
+        scalars.append(scalar)
+        origins.append(origin)
+    }
+
+    mutating func append<S: Sequence<Unicode.Scalar>>(contentsOf newScalars: S, origin: Int) {
+        for scalar in newScalars { append(scalar, origin: origin) }
+    }
+
+    mutating func append(_ other: NormalizedText) {
+        scalars += other.scalars
+        origins += other.origins
+    }
+}
+
 /// A stretch of the input after added tokens are split out.
 enum AddedTokenSegment: Equatable {
     case token(Int32)
-    /// Text the model encodes. `startsText`: the stretch begins at offset 0 of the original input
-    /// (what tokenizers' Metaspace prepend_scheme "first" checks).
-    case text([Unicode.Scalar], startsText: Bool)
+    /// Normalised text for the model.
+    case text(NormalizedText)
 }
 
 /// tokenizers' `AddedVocabulary::extract_and_normalize`: split the raw text on the non-normalised added tokens,
@@ -26,23 +69,24 @@ struct AddedVocabulary: Sendable {
     private let raw: TokenMatcher
     private let normalized: TokenMatcher
 
-    init(tokens: [AddedToken], normalize: ([Unicode.Scalar]) -> [Unicode.Scalar]) {
+    init(tokens: [AddedToken], normalize: (NormalizedText) -> NormalizedText) {
         raw = TokenMatcher(tokens.filter { !$0.normalized }.map { (Array($0.content.unicodeScalars), $0) })
-        normalized = TokenMatcher(tokens.filter(\.normalized).map { (normalize(Array($0.content.unicodeScalars)), $0) })
+        normalized = TokenMatcher(tokens.filter(\.normalized).map {
+            (normalize(NormalizedText(original: $0.content.unicodeScalars)).scalars, $0)
+        })
     }
 
     var isEmpty: Bool { raw.isEmpty && normalized.isEmpty }
 
-    func split(_ text: [Unicode.Scalar], normalize: ([Unicode.Scalar]) -> [Unicode.Scalar]) -> [AddedTokenSegment] {
+    func split(_ text: [Unicode.Scalar], normalize: (NormalizedText) -> NormalizedText) -> [AddedTokenSegment] {
         var segments: [AddedTokenSegment] = []
-        for piece in raw.split(text[...], startsText: true) {
-            guard case let .text(rawText, startsText) = piece else {
+        for piece in raw.split(NormalizedText(original: text)) {
+            guard case let .text(rawText) = piece else {
                 segments.append(piece)
                 continue
             }
-            let normalizedText = normalize(rawText)
-            for inner in normalized.split(normalizedText[...], startsText: startsText) {
-                if case let .text(t, _) = inner, t.isEmpty { continue }  // tokenizers drops empty splits
+            for inner in normalized.split(normalize(rawText)) {
+                if case let .text(t) = inner, t.isEmpty { continue }  // tokenizers drops empty splits
                 segments.append(inner)
             }
         }
@@ -67,11 +111,12 @@ private struct TokenMatcher: Sendable {
 
     var isEmpty: Bool { patterns.isEmpty }
 
-    func split(_ text: ArraySlice<Unicode.Scalar>, startsText: Bool) -> [AddedTokenSegment] {
-        if patterns.isEmpty { return [.text(Array(text), startsText: startsText)] }
+    func split(_ input: NormalizedText) -> [AddedTokenSegment] {
+        if patterns.isEmpty { return [.text(input)] }
+        let text = input.scalars
         var segments: [AddedTokenSegment] = []
         var segmentStart = text.startIndex
-        for match in matches(in: text) {
+        for match in matches(in: text[...]) {
             let token = patterns[match.pattern].token
             var start = match.range.lowerBound
             var end = match.range.upperBound
@@ -88,16 +133,11 @@ private struct TokenMatcher: Sendable {
             if token.rstrip {
                 while end < text.endIndex && text[end].properties.isWhitespace { end += 1 }
             }
-            if segmentStart < start {
-                segments.append(.text(Array(text[segmentStart..<start]),
-                                      startsText: startsText && segmentStart == text.startIndex))
-            }
+            if segmentStart < start { segments.append(.text(input[segmentStart..<start])) }
             segments.append(.token(token.id))
             segmentStart = end
         }
-        if segmentStart < text.endIndex {
-            segments.append(.text(Array(text[segmentStart...]), startsText: startsText && segmentStart == text.startIndex))
-        }
+        if segmentStart < text.endIndex { segments.append(.text(input[segmentStart..<text.endIndex])) }
         return segments
     }
 

@@ -75,6 +75,8 @@ indirect enum HFNormalizer: Sendable {
     case sequence([HFNormalizer])
     case precompiled(PrecompiledCharsMap)
     case replace(TokenizerPattern, [Unicode.Scalar])
+    /// Replace(Regex("\\s+"), " "), done natively (transformers' CLIP normaliser uses it).
+    case collapseWhitespace
     case strip(left: Bool, right: Bool)
     case prepend([Unicode.Scalar])
     case lowercase
@@ -107,8 +109,12 @@ indirect enum HFNormalizer: Sendable {
             guard let pattern = object["pattern"] else {
                 throw TokenizerError.malformed(what: "Replace normalizer", reason: "missing \"pattern\"")
             }
-            self = .replace(try TokenizerPattern(json: pattern, what: "Replace normalizer"),
-                            Array(try string("content").unicodeScalars))
+            let content = try string("content")
+            if let regex = (pattern as? [String: Any])?["Regex"] as? String, regex == "\\s+", content == " " {
+                self = .collapseWhitespace
+            } else {
+                self = .replace(try TokenizerPattern(json: pattern, what: "Replace normalizer"), Array(content.unicodeScalars))
+            }
         case "Strip":
             self = .strip(left: (object["strip_left"] as? Bool) ?? false, right: (object["strip_right"] as? Bool) ?? false)
         case "Prepend":
@@ -123,78 +129,155 @@ indirect enum HFNormalizer: Sendable {
         }
     }
 
-    func apply(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    /// Applies the normaliser, keeping each character's origin: a replaced unit's characters take the origin of
+    /// its first character, Replace content the origin of the match's last character, Prepend the origin of
+    /// the first character (the alignments tokenizers computes).
+    func apply(_ text: NormalizedText) -> NormalizedText {
         switch self {
         case let .sequence(items):
             return items.reduce(text) { $1.apply($0) }
         case let .precompiled(charsMap):
             return Self.applyPrecompiled(charsMap, text)
         case let .replace(pattern, content):
-            let matches = pattern.matches(in: text)
+            let matches = pattern.matches(in: text.scalars)
             guard !matches.isEmpty else { return text }
-            var out: [Unicode.Scalar] = []
+            var out = NormalizedText()
             var position = 0
             for match in matches {
-                out += text[position..<match.lowerBound]
-                out += content
+                out.append(text[position..<match.lowerBound])
+                out.append(contentsOf: content, origin: text.origins[match.upperBound - 1])
                 position = match.upperBound
             }
-            out += text[position...]
+            out.append(text[position..<text.count])
             return out
+        case .collapseWhitespace:
+            return Self.collapseWhitespace(text)
         case let .strip(left, right):
-            var slice = text[...]
-            if left { slice = slice.drop { $0.properties.isWhitespace } }
-            if right { while let last = slice.last, last.properties.isWhitespace { slice = slice.dropLast() } }
-            return Array(slice)
+            var start = 0
+            var end = text.count
+            if left { while start < end && text.scalars[start].properties.isWhitespace { start += 1 } }
+            if right { while end > start && text.scalars[end - 1].properties.isWhitespace { end -= 1 } }
+            return text[start..<end]
         case let .prepend(prefix):
-            return text.isEmpty ? text : prefix + text
-        case .lowercase:
-            var out: [Unicode.Scalar] = []
-            out.reserveCapacity(text.count)
-            for scalar in text {
-                if scalar.properties.changesWhenLowercased {
-                    out += scalar.properties.lowercaseMapping.unicodeScalars
-                } else {
-                    out.append(scalar)
-                }
-            }
+            guard let origin = text.origins.first else { return text }
+            var out = NormalizedText()
+            out.append(contentsOf: prefix, origin: origin)
+            out.append(text)
             return out
-        case .nfc: return Array(String(scalars: text).precomposedStringWithCanonicalMapping.unicodeScalars)
-        case .nfd: return Array(String(scalars: text).decomposedStringWithCanonicalMapping.unicodeScalars)
-        case .nfkc: return Array(String(scalars: text).precomposedStringWithCompatibilityMapping.unicodeScalars)
-        case .nfkd: return Array(String(scalars: text).decomposedStringWithCompatibilityMapping.unicodeScalars)
+        case .lowercase:
+            return Self.lowercase(text)
+        case .nfc: return Self.unicodeForm(text) { $0.precomposedStringWithCanonicalMapping }
+        case .nfd: return Self.unicodeForm(text) { $0.decomposedStringWithCanonicalMapping }
+        case .nfkc: return Self.unicodeForm(text) { $0.precomposedStringWithCompatibilityMapping }
+        case .nfkd: return Self.unicodeForm(text) { $0.decomposedStringWithCompatibilityMapping }
         }
+    }
+
+    /// `Replace(Regex("\s+"), " ")` without a regex engine: every run of White_Space becomes one space.
+    static func collapseWhitespace(_ text: NormalizedText) -> NormalizedText {
+        guard text.scalars.contains(where: { $0.properties.isWhitespace }) else { return text }
+        var out = NormalizedText()
+        var i = 0
+        while i < text.count {
+            guard text.scalars[i].properties.isWhitespace else {
+                out.append(text.scalars[i], origin: text.origins[i])
+                i += 1
+                continue
+            }
+            var end = i + 1
+            while end < text.count && text.scalars[end].properties.isWhitespace { end += 1 }
+            out.append(" ", origin: text.origins[end - 1])
+            i = end
+        }
+        return out
+    }
+
+    /// tokenizers' Lowercase: each character's full lower-case mapping, without context (no final sigma).
+    static func lowercase(_ text: NormalizedText) -> NormalizedText {
+        guard text.scalars.contains(where: { $0.value >= 0x80 || ($0.value >= 0x41 && $0.value <= 0x5A) }) else {
+            return text
+        }
+        var out = NormalizedText()
+        out.scalars.reserveCapacity(text.count)
+        out.origins.reserveCapacity(text.count)
+        for (scalar, origin) in zip(text.scalars, text.origins) {
+            if scalar.value < 0x80 {
+                out.append(scalar.value >= 0x41 && scalar.value <= 0x5A ? Unicode.Scalar(scalar.value + 32)! : scalar,
+                           origin: origin)
+            } else if scalar.properties.changesWhenLowercased {
+                out.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars, origin: origin)
+            } else {
+                out.append(scalar, origin: origin)
+            }
+        }
+        return out
+    }
+
+    /// A Unicode normalisation form, applied per extended grapheme cluster (compositions and reorderings never
+    /// cross one) so each output character takes the origin of its cluster's first character.
+    private static func unicodeForm(_ text: NormalizedText, _ form: (String) -> String) -> NormalizedText {
+        // Below U+00A0 every form is the identity (no decompositions, no combining marks).
+        guard text.scalars.contains(where: { $0.value >= 0xA0 }) else { return text }
+        let string = String(scalars: text.scalars)
+        if form(string).unicodeScalars.elementsEqual(text.scalars) { return text }
+        var out = NormalizedText()
+        var index = 0
+        for grapheme in string {
+            let count = grapheme.unicodeScalars.count
+            out.append(contentsOf: form(String(grapheme)).unicodeScalars, origin: text.origins[index])
+            index += count
+        }
+        return out
     }
 
     /// tokenizers' Precompiled normaliser: per extended grapheme cluster shorter than 6 UTF-8 bytes, the first
     /// trie match replaces the whole cluster; otherwise (or without a match) each character is looked up alone.
-    private static func applyPrecompiled(_ charsMap: PrecompiledCharsMap, _ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        var out: [Unicode.Scalar] = []
-        out.reserveCapacity(text.count)
+    ///
+    /// Alignments as tokenizers 0.23 leaves them: characters keep their source's origin, except that when the
+    /// text starts with characters the charsmap deletes (ESC, ...), the kept characters' origins lag behind by
+    /// that many characters, so the first kept one still claims offset 0 (measured; see T5TokenizerTests).
+    private static func applyPrecompiled(_ charsMap: PrecompiledCharsMap, _ text: NormalizedText) -> NormalizedText {
+        var out = NormalizedText()
+        out.scalars.reserveCapacity(text.count)
+        out.origins.reserveCapacity(text.count)
+        var lagging: [Int] = []  // origins of deleted leading characters, then the lag queue
+        func emit<S: Sequence<Unicode.Scalar>>(_ scalars: S, origin: Int) {
+            for scalar in scalars {
+                if lagging.isEmpty {
+                    out.append(scalar, origin: origin)
+                } else {
+                    out.append(scalar, origin: lagging.removeFirst())
+                    lagging.append(origin)
+                }
+            }
+        }
+        func replacementScalars(_ bytes: ArraySlice<UInt8>) -> String.UnicodeScalarView {
+            String(decoding: bytes, as: UTF8.self).unicodeScalars
+        }
         var bytes: [UInt8] = []
-        for grapheme in String(scalars: text) {
+        var index = 0
+        for grapheme in String(scalars: text.scalars) {
+            let scalars = grapheme.unicodeScalars
+            defer { index += scalars.count }
             bytes.removeAll(keepingCapacity: true)
             bytes += grapheme.utf8
             if bytes.count < 6, let replacement = charsMap.firstMatch(bytes) {
-                out += String(decoding: replacement, as: UTF8.self).unicodeScalars
+                if replacement.isEmpty && out.isEmpty { lagging += text.origins[index..<(index + scalars.count)] }
+                emit(replacementScalars(replacement), origin: text.origins[index])
                 continue
             }
-            for scalar in grapheme.unicodeScalars {
+            for (offset, scalar) in scalars.enumerated() {
+                let origin = text.origins[index + offset]
                 if let replacement = charsMap.firstMatch(scalar.utf8) {
-                    out += String(decoding: replacement, as: UTF8.self).unicodeScalars
+                    if replacement.isEmpty && out.isEmpty { lagging.append(origin) }
+                    emit(replacementScalars(replacement), origin: origin)
                 } else {
-                    out.append(scalar)
+                    emit(CollectionOfOne(scalar), origin: origin)
                 }
             }
         }
         return out
     }
-}
-
-/// A piece of text between pre-tokenizer splits. `startsText`: it begins at offset 0 of the input.
-struct PreToken {
-    var text: [Unicode.Scalar]
-    var startsText: Bool
 }
 
 /// tokenizers pre-tokenizers used with unigram models.
@@ -250,32 +333,35 @@ indirect enum HFPreTokenizer: Sendable {
         }
     }
 
-    func apply(_ pieces: [PreToken]) -> [PreToken] {
+    func apply(_ pieces: [NormalizedText]) -> [NormalizedText] {
         switch self {
         case let .sequence(items):
             return items.reduce(pieces) { $1.apply($0) }
         case .whitespaceSplit:
             return pieces.flatMap { piece in
-                Self.split(piece, matches: Self.runs(of: piece.text) { $0.properties.isWhitespace }, behavior: .removed)
+                Self.split(piece, matches: Self.runs(of: piece.scalars) { $0.properties.isWhitespace }, behavior: .removed)
             }
         case let .metaspace(replacement, prependScheme, split):
-            return pieces.flatMap { piece -> [PreToken] in
+            return pieces.flatMap { piece -> [NormalizedText] in
                 var piece = piece
-                piece.text = piece.text.map { $0 == " " ? replacement : $0 }
+                piece.scalars = piece.scalars.map { $0 == " " ? replacement : $0 }
                 let prepend: Bool
                 switch prependScheme {
                 case .always: prepend = true
-                case .first: prepend = piece.startsText
+                case .first: prepend = piece.startsInput  // tokenizers: offsets_original().0 == 0
                 case .never: prepend = false
                 }
-                if prepend && piece.text.first != replacement { piece.text.insert(replacement, at: 0) }
+                if prepend && piece.scalars.first != replacement, let origin = piece.origins.first {
+                    piece.scalars.insert(replacement, at: 0)
+                    piece.origins.insert(origin, at: 0)
+                }
                 guard split else { return [piece] }
-                let matches = piece.text.indices.filter { piece.text[$0] == replacement }.map { $0..<($0 + 1) }
+                let matches = piece.scalars.indices.filter { piece.scalars[$0] == replacement }.map { $0..<($0 + 1) }
                 return Self.split(piece, matches: matches, behavior: .mergedWithNext)
             }
         case let .split(pattern, behavior, invert):
             return pieces.flatMap { piece in
-                Self.split(piece, matches: pattern.matches(in: piece.text), behavior: behavior, invert: invert)
+                Self.split(piece, matches: pattern.matches(in: piece.scalars), behavior: behavior, invert: invert)
             }
         }
     }
@@ -297,8 +383,8 @@ indirect enum HFPreTokenizer: Sendable {
     }
 
     /// `NormalizedString::split` with tokenizers' SplitDelimiterBehavior, then dropping empty pieces.
-    private static func split(_ piece: PreToken, matches: [Range<Int>], behavior: SplitBehavior,
-                              invert: Bool = false) -> [PreToken] {
+    private static func split(_ piece: NormalizedText, matches: [Range<Int>], behavior: SplitBehavior,
+                              invert: Bool = false) -> [NormalizedText] {
         // The whole text as alternating (range, isMatch) parts.
         var parts: [(range: Range<Int>, isMatch: Bool)] = []
         var position = 0
@@ -307,7 +393,7 @@ indirect enum HFPreTokenizer: Sendable {
             parts.append((match, !invert))
             position = match.upperBound
         }
-        if position < piece.text.count { parts.append((position..<piece.text.count, invert)) }
+        if position < piece.count { parts.append((position..<piece.count, invert)) }
 
         var kept: [Range<Int>] = []
         switch behavior {
@@ -347,8 +433,6 @@ indirect enum HFPreTokenizer: Sendable {
             }
             kept.reverse()
         }
-        return kept.filter { !$0.isEmpty }.map {
-            PreToken(text: Array(piece.text[$0]), startsText: piece.startsText && $0.lowerBound == 0)
-        }
+        return kept.filter { !$0.isEmpty }.map { piece[$0] }
     }
 }

@@ -96,17 +96,15 @@ public final class T5Tokenizer: TextTokenizer {
             model.encode(normalizer.normalize(text), into: &body)
             return ([], body, [eosID])
         case let .tokenizers(normalizer, preTokenizer, added, prefix, suffix):
-            let normalize: ([Unicode.Scalar]) -> [Unicode.Scalar] = { normalizer?.apply($0) ?? $0 }
             var utf8: [UInt8] = []
-            for segment in added.split(Array(text.unicodeScalars), normalize: normalize) {
+            for segment in added.split(Array(text.unicodeScalars), normalize: { normalizer?.apply($0) ?? $0 }) {
                 switch segment {
                 case let .token(id):
                     body.append(id)
-                case let .text(normalized, startsText):
-                    let piece = PreToken(text: normalized, startsText: startsText)
-                    for preToken in preTokenizer?.apply([piece]) ?? [piece] {
+                case let .text(normalized):
+                    for preToken in preTokenizer?.apply([normalized]) ?? [normalized] {
                         utf8.removeAll(keepingCapacity: true)
-                        for scalar in preToken.text { utf8 += scalar.utf8 }
+                        for scalar in preToken.scalars { utf8 += scalar.utf8 }
                         model.encode(utf8, into: &body)
                     }
                 }
