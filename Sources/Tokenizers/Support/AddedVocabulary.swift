@@ -127,11 +127,11 @@ private struct TokenMatcher: Sendable {
             }
             if token.lstrip {
                 var s = start
-                while s > text.startIndex && text[s - 1].properties.isWhitespace { s -= 1 }
+                while s > text.startIndex && text[s - 1].isWhiteSpace { s -= 1 }
                 start = max(s, segmentStart)
             }
             if token.rstrip {
-                while end < text.endIndex && text[end].properties.isWhitespace { end += 1 }
+                while end < text.endIndex && text[end].isWhiteSpace { end += 1 }
             }
             if segmentStart < start { segments.append(.text(input[segmentStart..<start])) }
             segments.append(.token(token.id))
@@ -165,5 +165,13 @@ private struct TokenMatcher: Sendable {
         case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
         default: return false
         }
+    }
+}
+
+extension Unicode.Scalar {
+    /// The Unicode White_Space property (Rust's `char::is_whitespace`, regex `\s`), with an ASCII fast path.
+    @inline(__always)
+    var isWhiteSpace: Bool {
+        value < 0x80 ? (value == 0x20 || (value >= 0x09 && value <= 0x0D)) : properties.isWhitespace
     }
 }

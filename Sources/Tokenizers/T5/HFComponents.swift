@@ -155,8 +155,8 @@ indirect enum HFNormalizer: Sendable {
         case let .strip(left, right):
             var start = 0
             var end = text.count
-            if left { while start < end && text.scalars[start].properties.isWhitespace { start += 1 } }
-            if right { while end > start && text.scalars[end - 1].properties.isWhitespace { end -= 1 } }
+            if left { while start < end && text.scalars[start].isWhiteSpace { start += 1 } }
+            if right { while end > start && text.scalars[end - 1].isWhiteSpace { end -= 1 } }
             return text[start..<end]
         case let .prepend(prefix):
             guard let origin = text.origins.first else { return text }
@@ -175,17 +175,17 @@ indirect enum HFNormalizer: Sendable {
 
     /// `Replace(Regex("\s+"), " ")` without a regex engine: every run of White_Space becomes one space.
     static func collapseWhitespace(_ text: NormalizedText) -> NormalizedText {
-        guard text.scalars.contains(where: { $0.properties.isWhitespace }) else { return text }
+        guard text.scalars.contains(where: { $0.isWhiteSpace }) else { return text }
         var out = NormalizedText()
         var i = 0
         while i < text.count {
-            guard text.scalars[i].properties.isWhitespace else {
+            guard text.scalars[i].isWhiteSpace else {
                 out.append(text.scalars[i], origin: text.origins[i])
                 i += 1
                 continue
             }
             var end = i + 1
-            while end < text.count && text.scalars[end].properties.isWhitespace { end += 1 }
+            while end < text.count && text.scalars[end].isWhiteSpace { end += 1 }
             out.append(" ", origin: text.origins[end - 1])
             i = end
         }
@@ -237,6 +237,7 @@ indirect enum HFNormalizer: Sendable {
     /// text starts with characters the charsmap deletes (ESC, ...), the kept characters' origins lag behind by
     /// that many characters, so the first kept one still claims offset 0 (measured; see T5TokenizerTests).
     private static func applyPrecompiled(_ charsMap: PrecompiledCharsMap, _ text: NormalizedText) -> NormalizedText {
+        if let fast = applyPrecompiledASCII(charsMap, text) { return fast }
         var out = NormalizedText()
         out.scalars.reserveCapacity(text.count)
         out.origins.reserveCapacity(text.count)
@@ -273,6 +274,39 @@ indirect enum HFNormalizer: Sendable {
                     emit(replacementScalars(replacement), origin: origin)
                 } else {
                     emit(CollectionOfOne(scalar), origin: origin)
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension HFNormalizer {
+    /// The Precompiled normaliser on ASCII text without CR: every character is then its own grapheme cluster,
+    /// so each is looked up alone (through a per-byte table). nil for other text.
+    fileprivate static func applyPrecompiledASCII(_ charsMap: PrecompiledCharsMap, _ text: NormalizedText) -> NormalizedText? {
+        guard !text.scalars.contains(where: { $0.value >= 0x80 || $0 == "\r" }) else { return nil }
+        let table = charsMap.asciiReplacements
+        guard text.scalars.contains(where: { table[Int($0.value)] != nil }) else { return text }
+        var out = NormalizedText()
+        var lagging: [Int] = []  // as in applyPrecompiled
+        for (scalar, origin) in zip(text.scalars, text.origins) {
+            guard let replacement = table[Int(scalar.value)] else {
+                if lagging.isEmpty {
+                    out.append(scalar, origin: origin)
+                } else {
+                    out.append(scalar, origin: lagging.removeFirst())
+                    lagging.append(origin)
+                }
+                continue
+            }
+            if replacement.isEmpty && out.isEmpty { lagging.append(origin) }
+            for replaced in replacement {
+                if lagging.isEmpty {
+                    out.append(replaced, origin: origin)
+                } else {
+                    out.append(replaced, origin: lagging.removeFirst())
+                    lagging.append(origin)
                 }
             }
         }
@@ -339,7 +373,7 @@ indirect enum HFPreTokenizer: Sendable {
             return items.reduce(pieces) { $1.apply($0) }
         case .whitespaceSplit:
             return pieces.flatMap { piece in
-                Self.split(piece, matches: Self.runs(of: piece.scalars) { $0.properties.isWhitespace }, behavior: .removed)
+                Self.split(piece, matches: Self.runs(of: piece.scalars) { $0.isWhiteSpace }, behavior: .removed)
             }
         case let .metaspace(replacement, prependScheme, split):
             return pieces.flatMap { piece -> [NormalizedText] in

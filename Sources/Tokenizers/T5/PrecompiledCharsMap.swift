@@ -6,6 +6,8 @@
 struct PrecompiledCharsMap: Sendable {
     private let units: [UInt32]
     private let replacements: [UInt8]
+    /// `firstMatch` of each single ASCII byte, decoded (nil: no rule).
+    private(set) var asciiReplacements: [[Unicode.Scalar]?] = []
 
     init(_ blob: some Collection<UInt8>) throws {
         let blob = Array(blob)
@@ -17,6 +19,9 @@ struct PrecompiledCharsMap: Sendable {
         units = stride(from: 4, to: 4 + trieSize, by: 4).map { readUInt32LE(blob, $0) }
         replacements = Array(blob[(4 + trieSize)...])
         guard String(validating: replacements, as: UTF8.self) != nil else { throw fail("replacements are not UTF-8") }
+        asciiReplacements = (0..<128).map { byte in
+            firstMatch(CollectionOfOne(UInt8(byte))).map { Array(String(decoding: $0, as: UTF8.self).unicodeScalars) }
+        }
     }
 
     // darts-clone unit fields

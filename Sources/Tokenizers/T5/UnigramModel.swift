@@ -1,19 +1,66 @@
-/// A byte trie of vocabulary pieces: edges in one hash table keyed by (node << 8 | byte).
+/// A byte trie of vocabulary pieces. Edges live in one open-addressing table keyed by (node << 8 | byte) with a
+/// multiplicative hash: lookups are the inner loop of the Viterbi search, and Swift's seeded SipHash
+/// dictionary costs several times more per probe.
 struct PieceTrie: Sendable {
-    private var edges: [Int: Int32] = [:]
+    private var keys: [UInt64]  // 0 = empty slot (a real key has node + 1 in its upper bits)
+    private var children: [Int32]
+    private var mask: Int
+    private var edgeCount = 0
     /// Piece id ending at each node, -1 for none.
     private var values: [Int32] = [-1]
+
+    init() {
+        keys = [UInt64](repeating: 0, count: 1024)
+        children = [Int32](repeating: 0, count: 1024)
+        mask = 1023
+    }
+
+    @inline(__always)
+    private static func key(_ node: Int, _ byte: UInt8) -> UInt64 { UInt64(node + 1) << 8 | UInt64(byte) }
+
+    @inline(__always)
+    private func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask }
+
+    @inline(__always)
+    func child(_ node: Int, _ byte: UInt8) -> Int? {
+        let key = Self.key(node, byte)
+        var i = slot(key)
+        while true {
+            let stored = keys[i]
+            if stored == key { return Int(children[i]) }
+            if stored == 0 { return nil }
+            i = (i + 1) & mask
+        }
+    }
+
+    private mutating func insertEdge(_ key: UInt64, _ child: Int32) {
+        if (edgeCount + 1) * 2 > keys.count { grow() }
+        var i = slot(key)
+        while keys[i] != 0 { i = (i + 1) & mask }
+        keys[i] = key
+        children[i] = child
+        edgeCount += 1
+    }
+
+    private mutating func grow() {
+        let oldKeys = keys
+        let oldChildren = children
+        keys = [UInt64](repeating: 0, count: oldKeys.count * 2)
+        children = [Int32](repeating: 0, count: oldKeys.count * 2)
+        mask = keys.count - 1
+        edgeCount = 0
+        for (key, child) in zip(oldKeys, oldChildren) where key != 0 { insertEdge(key, child) }
+    }
 
     /// Adds a piece; a repeated piece keeps the last id (as a dictionary built in vocabulary order would).
     mutating func insert<Bytes: Sequence<UInt8>>(_ bytes: Bytes, id: Int32) {
         var node = 0
         for byte in bytes {
-            let key = node << 8 | Int(byte)
-            if let child = edges[key] {
-                node = Int(child)
+            if let next = child(node, byte) {
+                node = next
             } else {
                 values.append(-1)
-                edges[key] = Int32(values.count - 1)
+                insertEdge(Self.key(node, byte), Int32(values.count - 1))
                 node = values.count - 1
             }
         }
@@ -26,8 +73,8 @@ struct PieceTrie: Sendable {
         var node = 0
         var position = start
         while position < text.count {
-            guard let child = edges[node << 8 | Int(text[position])] else { return }
-            node = Int(child)
+            guard let next = child(node, text[position]) else { return }
+            node = next
             position += 1
             let id = values[node]
             if id >= 0 { visit(position - start, id) }
@@ -38,8 +85,8 @@ struct PieceTrie: Sendable {
     func exactMatch<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Int32? {
         var node = 0
         for byte in bytes {
-            guard let child = edges[node << 8 | Int(byte)] else { return nil }
-            node = Int(child)
+            guard let next = child(node, byte) else { return nil }
+            node = next
         }
         return values[node] >= 0 ? values[node] : nil
     }
