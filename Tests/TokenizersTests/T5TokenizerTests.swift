@@ -74,6 +74,19 @@ final class T5TokenizerTests: XCTestCase {
         }
     }
 
+    func testFolderInitializerPrefersTokenizerJSON() throws {
+        let folder = try TokenizerOracle.resource("t5_tiny")
+        // "</s>" typed in the text: the special token for tokenizers, plain text for sentencepiece.
+        XCTAssertEqual(try T5Tokenizer(folder: folder).encode("</s>"), [1, 1])
+        let spieceOnly = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: spieceOnly, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("spiece.model"),
+                                         to: spieceOnly.appendingPathComponent("spiece.model"))
+        let spiece = try T5Tokenizer(folder: spieceOnly).encode("</s>")
+        XCTAssertEqual(spiece, try T5Tokenizer(spieceModel: folder.appendingPathComponent("spiece.model")).encode("</s>"))
+        XCTAssertGreaterThan(spiece.count, 2)
+    }
+
     func testBadModelFilesGiveClearErrors() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

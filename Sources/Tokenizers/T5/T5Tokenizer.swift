@@ -14,8 +14,6 @@ public final class T5Tokenizer: TextTokenizer {
     public let eosID: Int32
     public let padID: Int32
     public let unkID: Int32
-    /// 512 for T5 (FLUX.1-schnell passes 256, FLUX.1-dev 512).
-    public let defaultMaxLength = 512
 
     private enum Pipeline {
         case sentencePiece(SentencePieceNormalizer)
@@ -44,6 +42,17 @@ public final class T5Tokenizer: TextTokenizer {
         eosID = try id(proto.eosID, "</s>")
         padID = try id(proto.padID, "<pad>")
         unkID = model.unkID
+    }
+
+    /// From a model's tokenizer folder (FLUX's `tokenizer_2/`): its `tokenizer.json` when present (what
+    /// transformers loads), else its `spiece.model`.
+    public convenience init(folder: URL) throws {
+        let json = folder.appendingPathComponent("tokenizer.json")
+        if FileManager.default.fileExists(atPath: json.path) {
+            try self.init(tokenizerJSON: json)
+        } else {
+            try self.init(spieceModel: folder.appendingPathComponent("spiece.model"))
+        }
     }
 
     /// From a tokenizers `tokenizer.json` with a Unigram model.
