@@ -160,13 +160,13 @@ public final class CLIPTokenizer: TextTokenizer {
         }
     }
 
-    /// merges.txt: an optional "#version" first line, then "left right" per line, in rank order.
+    /// merges.txt: an optional "#version" first line, then "left right" per line (LF or CRLF), in rank order.
     static func readMerges(_ url: URL) throws -> [(String, String)] {
         guard let text = String(data: try readFile(url), encoding: .utf8) else {
             throw TokenizerError.malformed(what: url.lastPathComponent, reason: "not UTF-8 text")
         }
         var merges: [(String, String)] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             if line.isEmpty || (index == 0 && line.hasPrefix("#version")) { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
