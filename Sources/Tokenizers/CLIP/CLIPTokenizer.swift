@@ -36,26 +36,8 @@ public final class CLIPTokenizer: TextTokenizer {
 
     /// open_clip's tokenizer from `bpe_simple_vocab_16e6.txt.gz` (the file in the open_clip_torch wheel).
     public convenience init(bpeMergesGz url: URL) throws {
-        let compressed = try readFile(url)
-        let data = try Gzip.decompress(Array(compressed))
-        guard let text = String(bytes: data, encoding: .utf8) else {
-            throw TokenizerError.malformed(what: url.lastPathComponent, reason: "not UTF-8 text")
-        }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count > Self.openCLIPMergeCount else {
-            throw TokenizerError.malformed(what: url.lastPathComponent,
-                                           reason: "\(lines.count) lines, open_clip needs \(Self.openCLIPMergeCount + 1)")
-        }
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(Self.openCLIPMergeCount)
-        for (offset, line) in lines[1...Self.openCLIPMergeCount].enumerated() {
-            let parts = line.split(whereSeparator: { $0.isWhitespace })
-            guard parts.count == 2 else {
-                throw TokenizerError.malformed(what: url.lastPathComponent,
-                                               reason: "line \(offset + 2) is not two symbols: \(line.debugDescription)")
-            }
-            merges.append((String(parts[0]), String(parts[1])))
-        }
+        let data = try Gzip.decompress(Array(try readFile(url)))
+        let merges = try Self.openCLIPMerges(data, name: url.lastPathComponent)
         // Vocabulary order of SimpleTokenizer.__init__: bytes, bytes + "</w>", merged pairs, the two specials.
         let byteCharacters = ByteLevelAlphabet.bytesInVocabularyOrder.map { ByteLevelAlphabet.characterForByte[Int($0)] }
         var tokens = byteCharacters + byteCharacters.map { $0 + "</w>" }
@@ -66,6 +48,36 @@ public final class CLIPTokenizer: TextTokenizer {
         for (id, token) in tokens.enumerated() { vocabulary[token] = id }  // a repeated token keeps its last id
         try self.init(flavour: .openCLIP, vocabulary: vocabulary, merges: merges,
                       bos: "<start_of_text>", eos: "<end_of_text>", padID: 0, addedTokens: [], contextLength: 77)
+    }
+
+    /// Lines 1...48894 of the decompressed merges file as symbol pairs (`merge.split()` of each line). Works on
+    /// bytes: the file has 262K lines and only the first 48,895 are read.
+    private static func openCLIPMerges(_ data: [UInt8], name: String) throws -> [(String, String)] {
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(openCLIPMergeCount)
+        var lineStart = 0
+        var lineNumber = 0  // 0-based, as Python's list index
+        while merges.count < openCLIPMergeCount {
+            guard lineStart <= data.count else {
+                throw TokenizerError.malformed(what: name, reason: "\(lineNumber) lines, open_clip needs \(openCLIPMergeCount + 1)")
+            }
+            let lineEnd = data[lineStart...].firstIndex(of: 0x0A) ?? data.count
+            defer {
+                lineStart = lineEnd + 1
+                lineNumber += 1
+            }
+            guard lineNumber > 0 else { continue }  // the "#version" line
+            // Python's str.split(): runs of whitespace separate, none at either end (ASCII is all it meets here).
+            let symbols = data[lineStart..<lineEnd].split(whereSeparator: { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) })
+            guard symbols.count == 2,
+                  let left = String(validating: symbols[0], as: UTF8.self),
+                  let right = String(validating: symbols[1], as: UTF8.self) else {
+                let line = String(decoding: data[lineStart..<lineEnd], as: UTF8.self)
+                throw TokenizerError.malformed(what: name, reason: "line \(lineNumber + 1) is not two symbols: \(line.debugDescription)")
+            }
+            merges.append((left, right))
+        }
+        return merges
     }
 
     /// open_clip's tokenizer from the merges file shipped as this target's resource.

@@ -7,9 +7,21 @@ enum HTMLUnescape {
 
     private static func unpack(_ packed: String) -> [String: [Unicode.Scalar]] {
         var table: [String: [Unicode.Scalar]] = [:]
-        for record in packed.split(separator: "\u{1E}") {
-            let parts = record.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false)
-            table[String(parts[0])] = Array(parts[1].unicodeScalars)
+        var name = String.UnicodeScalarView()
+        var value: [Unicode.Scalar] = []
+        var inValue = false
+        for scalar in packed.unicodeScalars {
+            switch scalar {
+            case "\u{1F}":
+                inValue = true
+            case "\u{1E}":
+                table[String(name)] = value
+                name = String.UnicodeScalarView()
+                value = []
+                inValue = false
+            default:
+                if inValue { value.append(scalar) } else { name.append(scalar) }
+            }
         }
         return table
     }
