@@ -64,6 +64,37 @@ final class FormatReaderTests: XCTestCase {
         assertMalformed(reserved, "reserved")
     }
 
+    /// A gzip member holding `payload` in one stored (uncompressed) block.
+    private func storedGzip(_ payload: [UInt8]) -> [UInt8] {
+        precondition(payload.count < 65_536)
+        let length = UInt16(payload.count)
+        var out: [UInt8] = [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF, 0x01, UInt8(length & 0xFF), UInt8(length >> 8),
+                            UInt8(~length & 0xFF), UInt8(~length >> 8)]
+        out += payload
+        let crc = CRC32.checksum(payload[...])
+        for value in [crc, UInt32(payload.count)] { out += (0..<4).map { UInt8((value >> (8 * $0)) & 0xFF) } }
+        return out
+    }
+
+    func testOpenCLIPMergesFileErrors() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let url = folder.appendingPathComponent("bpe.txt.gz")
+        XCTAssertEqual(try Gzip.decompress(storedGzip(Array("round trip".utf8))), Array("round trip".utf8))
+        try Data(storedGzip(Array("#version: 0.2\ni n\nt h".utf8))).write(to: url)
+        XCTAssertThrowsError(try CLIPTokenizer(bpeMergesGz: url)) { error in
+            XCTAssertTrue("\(error)".contains("3 lines, open_clip needs 48895"), "\(error)")
+        }
+        try Data(storedGzip(Array("#version: 0.2\ni n\nt h\n".utf8))).write(to: url)
+        XCTAssertThrowsError(try CLIPTokenizer(bpeMergesGz: url)) { error in
+            XCTAssertTrue("\(error)".contains("line 4 is not two symbols: \"\""), "\(error)")
+        }
+        try Data(storedGzip(Array("#version: 0.2\ni n\nt h e\n".utf8))).write(to: url)
+        XCTAssertThrowsError(try CLIPTokenizer(bpeMergesGz: url)) { error in
+            XCTAssertTrue("\(error)".contains("line 3 is not two symbols"), "\(error)")
+        }
+    }
+
     func testProtobufReader() throws {
         // field 1 varint 300, field 2 fixed32 1.5f, field 3 string "hi", field 4 varint -1 (10 bytes), field 5 fixed64
         let message: [UInt8] = [0x08, 0xAC, 0x02, 0x15, 0x00, 0x00, 0xC0, 0x3F, 0x1A, 0x02, 0x68, 0x69,
