@@ -10,7 +10,10 @@ What it writes under Tests/TokenizersTests/Resources/:
   tokenizer_oracle.json.gz     (gzip) the test set and the expected ids from every library:
     t5_tiny.sentencepiece[i]        SentencePieceProcessor(t5_tiny).encode(text) + [eos]
     t5_tiny.variants[name]          {normalizer, pre_tokenizer} patches of t5_tiny/tokenizer.json (the formats that
-                               T5 tokenizer.json files come in) and the ids tokenizers.Tokenizer gives for each
+                               T5 tokenizer.json files come in), the ids tokenizers.Tokenizer gives for each
+                               ("ids") and the ids transformers 5's T5Tokenizer.from_pretrained gives on a folder
+                               holding only that tokenizer.json ("transformers5_ids": it keeps the vocab and
+                               charsmap but rebuilds its own normalizer / pre-tokenizer)
     t5_tiny.transformers_256[i]     transformers T5Tokenizer(text, padding="max_length", max_length=256, truncation=True)
     t5_bytes.*                 the same for the byte-fallback model
     clip.open_clip[i]          open_clip 2.29.0 SimpleTokenizer(text) (context 77, ftfy 6.3.1)
@@ -269,7 +272,16 @@ def t5_oracle(name, texts, tmp):
             stored["normalizer"] = {"type": "Sequence", "normalizers": [
                 {"$ref": "precompiled_of_tokenizer_json"} if n is precompiled else n
                 for n in stored["normalizer"]["normalizers"]]}
-        out["variants"][vname] = {"patch": stored, "ids": [t.encode(x).ids for x in texts]}
+        # transformers 5 loading this tokenizer.json (without spiece.model) rebuilds T5's own pipeline around the
+        # file's vocab and charsmap: record what it gives too.
+        folder = os.path.join(tmp, f"{name}_{vname}_tf5")
+        os.makedirs(folder, exist_ok=True)
+        json.dump(data, open(os.path.join(folder, "tokenizer.json"), "w"))
+        json.dump({"tokenizer_class": "T5Tokenizer", "model_max_length": 512, "extra_ids": 100},
+                  open(os.path.join(folder, "tokenizer_config.json"), "w"))
+        tf5 = transformers.T5Tokenizer.from_pretrained(folder)
+        out["variants"][vname] = {"patch": stored, "ids": [t.encode(x).ids for x in texts],
+                                  "transformers5_ids": [tf5(x).input_ids for x in texts]}
     out["transformers_256"] = [padded(tok(x, padding="max_length", max_length=256, truncation=True), tok.pad_token_id)
                                for x in texts]
     return out

@@ -129,6 +129,15 @@ indirect enum HFNormalizer: Sendable {
         }
     }
 
+    /// The Precompiled normaliser in this one (the first, inside a Sequence), if any.
+    var precompiledPart: HFNormalizer? {
+        switch self {
+        case .precompiled: return self
+        case let .sequence(items): return items.lazy.compactMap(\.precompiledPart).first
+        default: return nil
+        }
+    }
+
     /// Applies the normaliser, keeping each character's origin: a replaced unit's characters take the origin of
     /// its first character, Replace content the origin of the match's last character, Prepend the origin of
     /// the first character (the alignments tokenizers computes).

@@ -46,21 +46,32 @@ public final class T5Tokenizer: TextTokenizer {
 
     /// From a model's tokenizer folder (FLUX's `tokenizer_2/`): its `tokenizer.json` when present (what
     /// transformers loads), else its `spiece.model`.
-    public convenience init(folder: URL) throws {
+    public convenience init(folder: URL, reading: JSONReading = .asWritten) throws {
         let json = folder.appendingPathComponent("tokenizer.json")
         if FileManager.default.fileExists(atPath: json.path) {
-            try self.init(tokenizerJSON: json)
+            try self.init(tokenizerJSON: json, reading: reading)
         } else {
             try self.init(spieceModel: folder.appendingPathComponent("spiece.model"))
         }
     }
 
+    /// How to read a tokenizer.json.
+    public enum JSONReading: Sendable {
+        /// Run the file's own normaliser, pre-tokenizer and post-processor, as the tokenizers library (and
+        /// transformers 4's `T5TokenizerFast`) does.
+        case asWritten
+        /// What transformers 5's `T5Tokenizer.from_pretrained` makes of the file: its vocabulary, unk id, added
+        /// tokens and Precompiled charsmap inside T5's own pipeline (charsmap only, WhitespaceSplit, Metaspace
+        /// "always", no byte fallback, `</s>` appended), whatever the file says.
+        case transformers5
+    }
+
     /// From a tokenizers `tokenizer.json` with a Unigram model.
-    public init(tokenizerJSON url: URL) throws {
+    public init(tokenizerJSON url: URL, reading: JSONReading = .asWritten) throws {
         guard let root = try readJSON(url) as? [String: Any] else {
             throw TokenizerError.malformed(what: url.lastPathComponent, reason: "not a JSON object")
         }
-        let parsed = try TokenizerJSON(root)
+        let parsed = try TokenizerJSON(root, reading: reading)
         model = parsed.model
         pipeline = .tokenizers(normalizer: parsed.normalizer, preTokenizer: parsed.preTokenizer,
                                added: parsed.addedVocabulary, prefix: parsed.prefix, suffix: parsed.suffix)
@@ -135,7 +146,7 @@ private struct TokenizerJSON {
     var eosID: Int32?
     var padID: Int32?
 
-    init(_ root: [String: Any]) throws {
+    init(_ root: [String: Any], reading: T5Tokenizer.JSONReading) throws {
         func fail(_ reason: String) -> TokenizerError { .malformed(what: "tokenizer.json", reason: reason) }
         guard let modelObject = root["model"] as? [String: Any] else { throw fail("no \"model\"") }
         guard (modelObject["type"] as? String) == "Unigram" else {
@@ -153,10 +164,14 @@ private struct TokenizerJSON {
         }
         let unkID = (modelObject["unk_id"] as? NSNumber).map { Int32(truncatingIfNeeded: $0.intValue) }
         model = try UnigramModel(vocabulary: vocabulary, unkID: unkID,
-                                 byteFallback: (modelObject["byte_fallback"] as? Bool) ?? false)
+                                 byteFallback: reading == .asWritten && ((modelObject["byte_fallback"] as? Bool) ?? false))
 
         if let object = root["normalizer"], !(object is NSNull) { normalizer = try HFNormalizer(json: object) }
         if let object = root["pre_tokenizer"], !(object is NSNull) { preTokenizer = try HFPreTokenizer(json: object) }
+        if reading == .transformers5 {
+            normalizer = normalizer?.precompiledPart
+            preTokenizer = .sequence([.whitespaceSplit, .metaspace(replacement: "\u{2581}", prependScheme: .always, split: true)])
+        }
 
         var tokens: [AddedToken] = []
         for entry in (root["added_tokens"] as? [Any]) ?? [] {
@@ -173,7 +188,11 @@ private struct TokenizerJSON {
         var pieceIDs: [String: Int32] = [:]
         for (index, entry) in vocabulary.enumerated() { pieceIDs[entry.0] = Int32(index) }
         for token in tokens { pieceIDs[token.content] = token.id }
-        if let processor = root["post_processor"], !(processor is NSNull) {
+        if reading == .transformers5 {
+            guard let eos = pieceIDs["</s>"] else { throw TokenizerError.missingToken("</s>") }
+            suffix = [eos]
+            eosID = eos
+        } else if let processor = root["post_processor"], !(processor is NSNull) {
             try readTemplate(processor)
         }
         if let padding = root["padding"] as? [String: Any], let pad = (padding["pad_id"] as? NSNumber)?.int32Value {
