@@ -48,7 +48,9 @@ let package = Package(
         // HTTP/1.1 server on sockets + Dispatch (no NIO), request parsing, bounded job queue.
         .target(name: "HTTPServer", swiftSettings: strict),
         // Rasterizer, validator cameras and checks, scorers, gate.
-        .target(name: "CLIPValidate", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "Tokenizers"],
+        // TEMPORARY (branch raster): the tensor targets do not link yet; restore
+        // ["TorchShim", "NN", "Models", "PLY", "Imaging", "Tokenizers"] at merge.
+        .target(name: "CLIPValidate", dependencies: ["PLY"],
                 swiftSettings: strict),
         // Stages, configuration, fixture runner (selftest), pipeline assembly.
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
@@ -65,7 +67,8 @@ let package = Package(
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], swiftSettings: strict),
-        .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),
+        // TEMPORARY (branch raster): restore "TorchShim" at merge.
+        .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
     ]
 )
