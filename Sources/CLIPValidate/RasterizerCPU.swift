@@ -68,9 +68,10 @@ struct SplatRecord {
     var opacity: Float
     /// Slightly more than ln(255 * opacity): sigma above it gives alpha < 1/255 for sure.
     var sigmaLimit: Float
-    /// Half-size in pixels of the box around the mean that holds sigma <= sigmaLimit, plus a pixel.
-    var reachX: Float
+    /// Half-height in pixels of the ellipse sigma <= sigmaLimit, plus a pixel.
     var reachY: Float
+    /// exp(-conicA): how the per-pixel exp ratio changes from one pixel to the next along a row.
+    var stepDecay: Double
     var red: Float
     var green: Float
     var blue: Float
@@ -141,15 +142,14 @@ struct TileBins {
             let g = projected[i]
             let opacity = opacities[i]
             let sigmaLimit = log(opacity * 255) * 1.0001 + 1e-3
-            // sigma = 0.5 d^T Q d with Q = [[a, b], [b, c]]; the box of d^T Q d <= 2L is
-            // |dx| <= sqrt(2L c / det Q), |dy| <= sqrt(2L a / det Q).
+            // sigma = 0.5 d^T Q d with Q = [[a, b], [b, c]]; d^T Q d <= 2L spans |dy| <= sqrt(2L a / det Q).
             let det = g.conic.x * g.conic.z - g.conic.y * g.conic.y
             let bounded = g.conic.x > 0 && det > 0
             sorted.append(SplatRecord(
                 meanX: g.mean.x, meanY: g.mean.y, conicA: g.conic.x, conicB: g.conic.y, conicC: g.conic.z,
                 opacity: opacity, sigmaLimit: sigmaLimit,
-                reachX: bounded ? (2 * sigmaLimit * g.conic.z / det).squareRoot() + 1 : .infinity,
                 reachY: bounded ? (2 * sigmaLimit * g.conic.x / det).squareRoot() + 1 : .infinity,
+                stepDecay: exp(-Double(g.conic.x)),
                 red: colors[3 * i], green: colors[3 * i + 1], blue: colors[3 * i + 2]))
             ranges.append(GaussianProjection.tileRange(of: g, tileSize: tileSize, tilesX: tilesX, tilesY: tilesY))
         }
