@@ -3,9 +3,10 @@
 /// Gaussian-major: each Gaussian of the tile's depth-sorted run visits, row by row, only the pixels whose
 /// centres can lie inside its alpha >= 1/255 ellipse. Pixels are independent, so every pixel still sees
 /// gsplat's per-pixel sequence: sigma = 0.5 (a dx^2 + c dy^2) + b dx dy with delta = mean - pixel centre,
-/// skip sigma < 0, alpha = min(0.999, o exp(-sigma)), skip alpha < 1/255, stop the pixel (without this
-/// Gaussian) when T (1 - alpha) <= 1e-4, else add colour * alpha * T. The tile ends early once every pixel
-/// has stopped.
+/// alpha = min(0.999, o exp(-sigma)), skip alpha < 1/255, stop the pixel (without this Gaussian) when
+/// T (1 - alpha) <= 1e-4, else add colour * alpha * T. The tile ends early once every pixel has stopped.
+/// (gsplat also skips sigma < 0; projection only yields positive-definite conics, for which that takes a
+/// float rounding accident on a needle-thin ellipse, so the test is left out.)
 ///
 /// exp(-sigma) is evaluated once per row and then carried along the row by multiplication in double.
 /// That follows the exact quadratic rather than the float rounding of gsplat's per-pixel formula; the two
@@ -38,7 +39,7 @@ enum TileCompositor {
                     let cdy2 = g.conicC * dy * dy
                     // exp(-sigma) walks along the row by two products: one pixel to the right changes
                     // sigma by step = 0.5 a - a dx - b dy, and step itself by +a.
-                    var dx = g.meanX - (Float(x0 + colLo) + 0.5)
+                    let dx = g.meanX - (Float(x0 + colLo) + 0.5)
                     let step = 0.5 * g.conicA - g.conicA * dx - g.conicB * dy
                     // Double, so that rounding does not pile up along the row.
                     var falloff = Double(FastExp.exp(-(0.5 * (g.conicA * dx * dx + cdy2) + g.conicB * dx * dy)))
@@ -48,15 +49,13 @@ enum TileCompositor {
                         defer {
                             falloff *= stepFactor
                             stepFactor *= g.stepDecay
-                            dx -= 1
                         }
                         let p = rowBase + col
                         let t = transmittance[p]
                         if t < 0 { continue }   // stopped
-                        let sigma = 0.5 * (g.conicA * dx * dx + cdy2) + g.conicB * dx * dy
                         let weighted = g.opacity * Float(falloff)
                         let alpha = weighted > CPURasterizer.maxAlpha ? CPURasterizer.maxAlpha : weighted
-                        if sigma < 0 || alpha < GaussianProjection.alphaThreshold { continue }
+                        if alpha < GaussianProjection.alphaThreshold { continue }
                         let next = t * (1 - alpha)
                         if next <= CPURasterizer.transmittanceStop {
                             transmittance[p] = -t
@@ -107,8 +106,8 @@ enum TileCompositor {
         guard disc >= 0 else { return nil }
         let root = disc.squareRoot()
         // Pixel centre x + 0.5 = meanX - dx. sigmaLimit's margin covers the rounding here.
-        let lo = g.meanX - (root - bdy) / g.conicA - 0.5 - Float(x0)
-        let hi = g.meanX + (root + bdy) / g.conicA - 0.5 - Float(x0)
+        let lo = g.meanX - (root - bdy) * g.inverseConicA - 0.5 - Float(x0)
+        let hi = g.meanX + (root + bdy) * g.inverseConicA - 0.5 - Float(x0)
         guard lo < Float(cols), hi > -1 else { return nil }
         return (lo > 0 ? Int(lo) : 0, hi < Float(cols - 1) ? Int(hi) : cols - 1)
     }

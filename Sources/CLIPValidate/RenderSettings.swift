@@ -4,8 +4,9 @@ public enum Orientation: String, Sendable, CaseIterable {
     case yUp
     /// World -Y up (the TRELLIS `save_ply` convention, Competition 0). Rendered as the `yUp` cameras would
     /// render the splat turned 180 degrees about the X axis, (x, y, z) -> (x, -y, -z): the azimuth-0 camera
-    /// sits on -Z and the elevation points towards -Y. See the report of branch `raster` for the source of
-    /// this convention and its uncertainty.
+    /// sits on -Z and the elevation points towards -Y. That turn is what takes a TRELLIS PLY (internal
+    /// Z-up written as (x, -z, y)) to TRELLIS's own Y-up GLB frame (x, z, -y). The Competition 0 renderer's
+    /// source was not available, so which azimuth it calls 0 is an assumption.
     case yDown
 }
 
