@@ -21,7 +21,7 @@ public enum BiRefNetBenchmark {
                            warmup: Int = 2, iterations: Int = 10) throws -> [BenchmarkRow] {
         guard iterations > 0, warmup >= 0 else { throw BiRefNetError.badInput("iterations must be positive") }
         let manifest = try ManifestWeights(url: URL(fileURLWithPath: manifestPath))
-        let weights = try RandomWeights(manifest: manifest, device: device, dtype: dtype, seed: 0)
+        let weights = try BatchNormSafeWeights(RandomWeights(manifest: manifest, device: device, dtype: dtype, seed: 0))
         let model = try BiRefNet(WeightLoader(weights, device: device, dtype: dtype))
         let generator = try Generator(seed: 0, device: device)
         let input = try model.prepare(Tensor.randn([1, 3, size, size], dtype: dtype, device: device, generator: generator))
@@ -55,6 +55,7 @@ public enum BiRefNetBenchmark {
             try CUDA.resetPeakMemory(i)
         }
         let total = try median { _ = try model.predict(input) }
+        let finite = try model.predict(input).isfinite().all().item() != 0
         var memory = "peak memory n/a on CPU"
         if case .cuda(let i) = device {
             let stats = try CUDA.memoryStats(i)
@@ -70,7 +71,7 @@ public enum BiRefNetBenchmark {
             BenchmarkRow(name: "backbone half-res", milliseconds: halfBackbone,
                          notes: String(format: "%.1f GFLOP", model.backbone.flops(height: size / 2, width: size / 2) / 1e9)),
             BenchmarkRow(name: "squeeze + decoder", milliseconds: decoder, notes: "median of \(iterations)"),
-            BenchmarkRow(name: "forward + sigmoid", milliseconds: total, notes: "\(label), \(memory)"),
+            BenchmarkRow(name: "forward + sigmoid", milliseconds: total, notes: "\(label), \(memory), output \(finite ? "finite" : "NOT finite")"),
             BenchmarkRow(name: "backbone throughput", milliseconds: backboneMs,
                          notes: String(format: "%.1f TFLOP/s achieved (%.1f GFLOP, both passes)", flops / backboneMs / 1e9, flops / 1e9)),
         ]
@@ -78,5 +79,26 @@ public enum BiRefNetBenchmark {
 
     static func manifestParameterCount(_ manifest: ManifestWeights) -> Int {
         manifest.keys.compactMap { manifest.info($0) }.filter { $0.dtype.isFloatingPoint }.reduce(0) { $0 + $1.count }
+    }
+
+    /// RandomWeights gives BatchNorm running_var small noise (often negative -> NaN) and its gain ~0.02; here
+    /// BatchNorms are identities (mean 0, var 1, gain 1) so activations stay finite at every depth.
+    final class BatchNormSafeWeights: WeightSource {
+        let base: RandomWeights
+        init(_ base: RandomWeights) { self.base = base }
+        var keys: [String] { base.keys }
+        func info(_ key: String) -> TensorInfo? { base.info(key) }
+
+        func tensor(_ key: String) throws -> Tensor {
+            guard let info = base.info(key), info.shape.count == 1, info.dtype.isFloatingPoint,
+                  let dot = key.lastIndex(of: ".") else { return try base.tensor(key) }
+            let module = key[..<dot]
+            guard base.info("\(module).running_var") != nil else { return try base.tensor(key) }
+            switch key[key.index(after: dot)...] {
+            case "running_var", "weight": return try Tensor.ones(info.shape, dtype: base.dtype, device: base.device)
+            case "running_mean", "bias": return try Tensor.zeros(info.shape, dtype: base.dtype, device: base.device)
+            default: return try base.tensor(key)
+            }
+        }
     }
 }
