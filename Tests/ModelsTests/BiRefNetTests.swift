@@ -54,6 +54,27 @@ final class BiRefNetTests: XCTestCase {
         XCTAssertEqual(result.comparisons.count, 3)
     }
 
+    /// Zero offsets and a unit mask reduce deform_conv2d to conv2d, for any stride, padding and dilation.
+    /// Tolerance 5e-5 on outputs up to ~20: grid_sample's own unnormalisation ((g + 1)·W - 1) / 2 in float32
+    /// moves integer sample points by ~1e-6 px (PyTorch alone shows 5.7e-6 on N(0,1) data); measured 2.4e-5 here.
+    /// A geometry mistake (tap order, stride, dilation, padding) gives errors of order 1.
+    func testDeformConvWithZeroOffsetsIsPlainConv() throws {
+        let g = try Generator(seed: 7)
+        for (k, stride, pad, dilation) in [(3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (5, 2, 3, 1), (1, 1, 0, 1)] {
+            let x = try Tensor.randn([2, 4, 13, 10], generator: g)
+            let w = try Tensor.randn([6, 4, k, k], generator: g)
+            let b = try Tensor.randn([6], generator: g)
+            let expected = try F.conv2d(x, w, b, stride: [stride], padding: [pad], dilation: [dilation])
+            let (ho, wo) = (expected.size(2), expected.size(3))
+            let got = try DeformConv2d.apply(input: x, offset: Tensor.zeros([2, 2 * k * k, ho, wo]),
+                                             mask: Tensor.ones([2, k * k, ho, wo]), weight: w, bias: b,
+                                             stride: (stride, stride), padding: (pad, pad), dilation: (dilation, dilation))
+            let c = try TensorComparison.compare("k\(k) s\(stride) p\(pad) d\(dilation)", got: got, expected: expected, atol: 5e-5)
+            print(c)
+            XCTAssertTrue(c.passed)
+        }
+    }
+
     /// PNG -> resize -> normalise -> model -> alpha by inference.py (float path) and by the HF card (Pillow
     /// bicubic of the 8-bit mask), and the RGBA of `removeBackground`.
     func testEndToEndPNGToAlpha() throws {
@@ -195,6 +216,33 @@ final class BiRefNetTests: XCTestCase {
         XCTAssertThrowsError(try BiRefNet(WeightLoader(TensorDictionary(tensors)), config: tinyConfig())) { error in
             XCTAssertEqual(error as? WeightError, .missing("decoder.gdt_convs_4.0.bias", expected: [16]))
         }
+    }
+
+    /// A Hugging Face style folder: fp16 `model.safetensors` (as the published checkpoint is said to be) and a
+    /// config.json without architecture switches, loaded in float32. The only difference from the oracle is
+    /// the fp16 rounding of the weights, which moves this random-weight network's pred by 2.6e-2 (bound 6e-2).
+    func testLoadsHuggingFaceFolderWithHalfWeights() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("birefnet-hf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = try tinyWeights()
+        var half: [String: Tensor] = [:]
+        for k in file.keys {
+            let t = try file.tensor(k)
+            half[k] = t.dtype == .float32 ? try t.to(.float16) : t
+        }
+        try SafeTensors.write(half, metadata: ["format": "pt"], to: dir.appendingPathComponent("model.safetensors"))
+        try Data(#"{"architectures": ["BiRefNet"], "bb_pretrained": false}"#.utf8).write(to: dir.appendingPathComponent("config.json"))
+
+        let model = try BiRefNet.load(dir, device: .cpu, dtype: .float32)
+        XCTAssertEqual(model.dtype, .float32)
+        XCTAssertEqual(model.config, BiRefNetConfig())
+        let io = try SafeTensorsFile(url: BiRefNetFixturePaths.url("tiny_io.safetensors"))
+        let pred = try model.predict(io.tensor("input"))
+        let c = try TensorComparison.compare("pred (fp16 weights)", got: pred, expected: io.tensor("pred"), atol: 0.06)
+        print(c)
+        XCTAssertTrue(c.passed)
+        XCTAssertThrowsError(try BiRefNet.load(dir.appendingPathComponent("absent")))
     }
 
     func testRelativePositionIndexMatchesCheckpointBuffer() throws {
