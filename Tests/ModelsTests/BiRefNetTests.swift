@@ -336,6 +336,21 @@ final class BiRefNetTests: XCTestCase {
         }
     }
 
+    /// The remover plugs into the pipeline (`BackgroundRemovalStage`) and into TRELLIS preprocessing
+    /// (`BackgroundRemover`, the rembg role), giving the same mask either way.
+    func testRemoverConformsToPipelineProtocols() throws {
+        let remover = try BiRefNetRemover(model: tinyModel(), options: BiRefNetRemoverOptions(inputWidth: 256, inputHeight: 256))
+        let image = try ImageDecoder.decode(contentsOf: BiRefNetFixturePaths.url("tiny_synthetic_300x200.png"))
+        let stage: BackgroundRemovalStage = remover
+        XCTAssertEqual(stage.name, "BiRefNet")
+        let rgba = try stage.removeBackground(image)
+        XCTAssertEqual(rgba.channels, 4)
+        let matte: BackgroundRemover = remover
+        let mask = try matte.alphaMask(rgb: image.toRGB().pixels, width: image.width, height: image.height)
+        XCTAssertEqual(mask, stride(from: 3, to: rgba.pixels.count, by: 4).map { rgba.pixels[$0] })
+        XCTAssertThrowsError(try matte.alphaMask(rgb: [1, 2, 3], width: 2, height: 2))
+    }
+
     // MARK: benchmark
 
     /// The benchmark runs (CPU, tiny manifest written from the tiny checkpoint, small input): rows and

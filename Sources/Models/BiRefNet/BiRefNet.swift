@@ -122,7 +122,7 @@ public struct BiRefNetConfig: Decodable, Sendable, Equatable {
 // MARK: - building blocks
 
 /// Loads a 2-d convolution whose input width is known from the data flow; the output width comes from the weight.
-func loadConv(_ w: WeightLoader, inChannels: Int, outChannels: Int? = nil, kernel: Int, padding: Int = 0,
+private func loadConv(_ w: WeightLoader, inChannels: Int, outChannels: Int? = nil, kernel: Int, padding: Int = 0,
               bias: Bool = true) throws -> Conv {
     let expected = [outChannels ?? -1, inChannels, kernel, kernel]
     guard let shape = w.shape("weight") else { throw WeightError.missing(w.key("weight"), expected: expected) }
@@ -300,7 +300,7 @@ struct GradientAttention {
 
 /// Cuts the image into a grid of tiles the size of `height` × `width` and stacks them as channels
 /// (`rearrange(x, 'b c (hg h) (wg w) -> b (c hg wg) h w')`): channel c·hg·wg + gy·wg + gx holds tile (gy, gx).
-func imageTiles(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
+private func imageTiles(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
     let (b, c, h, w) = (x.size(0), x.size(1), x.size(2), x.size(3))
     guard h % height == 0, w % width == 0 else {
         throw BiRefNetError.badInput("image \(h)x\(w) does not split into tiles of \(height)x\(width)")
@@ -310,7 +310,8 @@ func imageTiles(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
     return try x.view([b, c, gh, height, gw, width]).permute([0, 1, 2, 4, 3, 5]).reshape([b, c * gh * gw, height, width])
 }
 
-func upsample(_ x: Tensor, like ref: Tensor) throws -> Tensor {
+/// Bilinear resize (align_corners=True) to `ref`'s spatial size; the identity when the sizes already agree.
+private func resized(_ x: Tensor, like ref: Tensor) throws -> Tensor {
     let size = [ref.size(2), ref.size(3)]
     if [x.size(2), x.size(3)] == size { return x }
     return try F.interpolate(x, size: size, mode: .bilinear, alignCorners: true)
@@ -381,10 +382,10 @@ public struct BiRefNetDecoder {
                 let skip = features[2 - level]
                 let lateral = try laterals[level](skip)
                 trace?("\(lateralPaths[level]):out", lateral)
-                p = try upsample(p, like: skip) + lateral
+                p = try resized(p, like: skip) + lateral
             }
         }
-        return try output(withTiles(upsample(p, like: image), 4))
+        return try output(withTiles(resized(p, like: image), 4))
     }
 }
 
@@ -457,8 +458,8 @@ public final class BiRefNet {
             trace("bb[half]:in", half)
             for (i, t) in halfOutputs.enumerated() { trace("bb[half]:out\(i)", t) }
         }
-        var features = try zip(full, halfOutputs).map { try Tensor.cat([$0, upsample($1, like: $0)], dim: 1) }
-        let context = try features[0..<3].suffix(config.contextCount).map { try upsample($0, like: features[3]) }
+        var features = try zip(full, halfOutputs).map { try Tensor.cat([$0, resized($1, like: $0)], dim: 1) }
+        let context = try features[0..<3].suffix(config.contextCount).map { try resized($0, like: features[3]) }
         if !context.isEmpty { features[3] = try Tensor.cat(context + [features[3]], dim: 1) }
         if let trace { for (i, t) in features.enumerated() { trace("forward_enc:x\(i + 1)", t) } }
         return features

@@ -146,3 +146,16 @@ public final class BiRefNetRemover {
     /// `ToPILImage` of a float mask: `x.mul(255).byte()`, which truncates.
     public static func quantise(_ mask: Tensor) throws -> Tensor { try (mask * 255.0).to(.uint8) }
 }
+
+/// The generation pipeline's background-removal stage.
+extension BiRefNetRemover: BackgroundRemovalStage {
+    public var name: String { "BiRefNet" }
+}
+
+/// TRELLIS preprocessing's matte provider (rembg's role): the 8-bit mask of an RGB8 buffer.
+extension BiRefNetRemover: BackgroundRemover {
+    public func alphaMask(rgb: [UInt8], width: Int, height: Int) throws -> [UInt8] {
+        try alphaMask(for: Image(width: width, height: height, channels: 3, pixels: rgb)).pixels
+    }
+}
+
