@@ -14,9 +14,12 @@ public enum FixtureRegistry {
         TrellisSparseFixtures.handlers,
         TrellisPipelineFixtures.handlers,
         TrellisDenseFixtures.handlers,
+        BiRefNetFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {
-        []
+        [
+            BiRefNetFixtures.scan,
+        ]
     }
 }
