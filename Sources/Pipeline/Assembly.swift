@@ -80,8 +80,14 @@ public enum PipelineAssembly {
                                                    device: device, size: options.fluxSize)
                 loaded["flux"] = flux.path
             }
+            var remover: BackgroundRemovalStage? = nil
+            if let birefnet = location("birefnet") {
+                // BiRefNet's reference runs fp16 on GPU; fp32 on the CPU.
+                remover = try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: device.isCUDA ? .float16 : .float32)
+                loaded["birefnet"] = birefnet.path
+            }
             let pipeline = GenerationPipeline(
-                textToImage: textToImage, backgroundRemoval: nil, gaussians: TrellisGaussianStage(model: model),
+                textToImage: textToImage, backgroundRemoval: remover, gaussians: TrellisGaussianStage(model: model),
                 validator: nil, missingAdvice: advice(missing))
             return AssembledPipeline(pipeline: pipeline, name: "trellis-image-large" + (textToImage == nil ? "" : " + flux.1-schnell"),
                                      isSmoke: false, loaded: loaded, missing: missing)
@@ -96,7 +102,7 @@ public enum PipelineAssembly {
         return try buildSmoke(smoke, device: device, missing: missing)
     }
 
-    /// The smoke pipeline: every stage runs (tiny TRELLIS, tiny FLUX) on random weights, fp32.
+    /// The smoke pipeline: every stage runs (tiny FLUX, tiny BiRefNet at 256 px, tiny TRELLIS) on random weights, fp32.
     public static func buildSmoke(_ dir: URL, device: Device, missing: [String] = []) throws -> AssembledPipeline {
         let model = try TrellisImageTo3D.load(folder: dir.appendingPathComponent("trellis"),
                                               dinov2Folder: dir.appendingPathComponent("dinov2"), device: device, dtype: .float32)
@@ -104,7 +110,10 @@ public enum PipelineAssembly {
         let flux = try FluxPipeline.load(folder: fluxDir, device: device, dtype: .float32)
         let textToImage = FluxTextToImageStage(pipeline: flux, tokenizer: SmokeTokenizer(clipVocab: 1000, t5Vocab: 100),
                                                device: device, template: .disabled, size: 32, name: "smoke-flux")
-        let pipeline = GenerationPipeline(textToImage: textToImage, backgroundRemoval: SmokeBackgroundRemover(),
+        textToImage.truncatePooledEmbedding = true
+        let remover = try BiRefNetRemover(checkpoint: dir.appendingPathComponent("birefnet"), device: device, dtype: .float32,
+                                          options: BiRefNetRemoverOptions(inputWidth: 256, inputHeight: 256))
+        let pipeline = GenerationPipeline(textToImage: textToImage, backgroundRemoval: remover,
                                           gaussians: TrellisGaussianStage(model: model, name: "smoke-trellis"),
                                           validator: nil, missingAdvice: advice(missing))
         return AssembledPipeline(pipeline: pipeline, name: "smoke (tiny random-weight networks; NOT real generation)",
@@ -138,29 +147,5 @@ public struct SmokeTokenizer: FluxPromptTokenizer {
         var clip = fold(77, clipVocab)
         clip[Swift.min(bytes.count, 76)] = 2 // the tiny CLIP pools at argmax(ids); make it the end of the text
         return (clip, fold(24, t5Vocab))
-    }
-}
-
-/// The smoke pipeline's background removal: keeps pixels that differ from the border colour (no network; the
-/// smoke FLUX image is noise anyway). Images that already have transparency pass unchanged.
-public final class SmokeBackgroundRemover: BackgroundRemovalStage {
-    public let name = "smoke-threshold"
-    public init() {}
-
-    public func removeBackground(_ image: Image) throws -> Image {
-        if image.hasTransparency { return image.toRGBA() }
-        let rgba = image.toRGBA()
-        var px = rgba.pixels
-        let (r0, g0, b0) = (Int(px[0]), Int(px[1]), Int(px[2]))
-        let w = rgba.width, h = rgba.height
-        for y in 0..<h {
-            for x in 0..<w {
-                let i = 4 * (y * w + x)
-                let d = abs(Int(px[i]) - r0) + abs(Int(px[i + 1]) - g0) + abs(Int(px[i + 2]) - b0)
-                let inner = x >= w / 8 && x < w - w / 8 && y >= h / 8 && y < h - h / 8
-                px[i + 3] = (d > 24 || inner) ? 255 : 0
-            }
-        }
-        return try Image(width: w, height: h, channels: 4, pixels: px)
     }
 }

@@ -35,6 +35,9 @@ public final class FluxTextToImageStage: TextToImageStage {
     public var template: FluxPromptTemplate
     public var size: Int
     public var steps: Int
+    /// Smoke pipeline only: the tiny random CLIP's pooled width exceeds the tiny transformer's pooled width, so
+    /// its leading channels are used. Real checkpoints always match (768 = 768) and leave this off.
+    public var truncatePooledEmbedding = false
     let device: Device
 
     public init(pipeline: FluxPipeline, tokenizer: FluxPromptTokenizer, device: Device, template: FluxPromptTemplate = .objectFor3D,
@@ -52,9 +55,16 @@ public final class FluxTextToImageStage: TextToImageStage {
         let (clip, t5) = try tokenizer.ids(template.apply(prompt))
         let clipIds = try Tensor(clip.map(Int64.init), shape: [1, clip.count]).to(device)
         let t5Ids = try Tensor(t5.map(Int64.init), shape: [1, t5.count]).to(device)
+        guard let encoders = pipeline.textEncoders else { throw PipelineError.badInput("FLUX was loaded without text encoders") }
+        var embeddings = try encoders.encode(clipInputIds: clipIds, t5InputIds: t5Ids)
+        let pooledWidth = pipeline.transformer.config.pooledProjectionDim
+        if truncatePooledEmbedding && embeddings.pooledPromptEmbeds.size(-1) > pooledWidth {
+            embeddings = FluxPromptEmbeddings(promptEmbeds: embeddings.promptEmbeds,
+                                              pooledPromptEmbeds: try embeddings.pooledPromptEmbeds.narrow(-1, start: 0, length: pooledWidth))
+        }
         let generator = try Generator(seed: seed, device: device)
-        let out = try pipeline(clipInputIds: clipIds, t5InputIds: t5Ids,
-                               options: FluxPipeline.Options(height: size, width: size, steps: steps), generator: generator)
+        let out = try pipeline(embeddings: embeddings, options: FluxPipeline.Options(height: size, width: size, steps: steps),
+                               generator: generator)
         guard let rgb = try FluxPipeline.rgb8(out.images).first else { throw PipelineError.badInput("FLUX returned no image") }
         return try Image(width: rgb.width, height: rgb.height, channels: 3, pixels: rgb.pixels)
     }
