@@ -9,7 +9,15 @@ dev, dt = "cuda", torch.bfloat16
 torch.manual_seed(0)
 
 
-def build(ctor):
+def build(ctor, meta=True):
+    """Big models are made on the meta device and materialised on the GPU (no 48 GB fp32 detour); small ones
+    normally (to_empty would leave their buffers, e.g. CLIP's position_ids, uninitialised)."""
+    if not meta:
+        m = ctor().to(dev, dt).eval()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.normal_(0, 0.02)
+        return m
     torch.set_default_dtype(dt)
     with torch.device("meta"):
         m = ctor()
@@ -44,7 +52,7 @@ with torch.inference_mode():
     del t5
     clip = build(lambda: CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                                                       num_attention_heads=12, max_position_embeddings=77,
-                                                      hidden_act="quick_gelu", projection_dim=768)))
+                                                      hidden_act="quick_gelu", projection_dim=768)), meta=False)
     cids = torch.randint(0, 49408, (1, 77), device=dev)
     rows.append(("CLIP text (77 tokens)", timed(lambda: clip(cids))))
     del clip
@@ -56,7 +64,7 @@ with torch.inference_mode():
                                       block_out_channels=(128, 256, 512, 512), layers_per_block=2,
                                       down_block_types=("DownEncoderBlock2D",) * 4,
                                       up_block_types=("UpDecoderBlock2D",) * 4, use_quant_conv=False,
-                                      use_post_quant_conv=False))
+                                      use_post_quant_conv=False), meta=False)
     for size in (512, 1024):
         n = (size // 16) ** 2
         x = torch.randn(1, n, 64, device=dev, dtype=dt)
