@@ -10,6 +10,7 @@ public enum FixtureRegistry {
     }
 
     static let families: [[String: FixtureHandler]] = [
+        ValidatorFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {

@@ -1,1 +1,0 @@
-// CLIPValidate: see Package.swift for this target's job.

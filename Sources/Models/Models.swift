@@ -1,1 +1,0 @@
-// Models: see Package.swift for this target's job.
