@@ -69,7 +69,8 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], swiftSettings: strict),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], swiftSettings: strict),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], exclude: ["Resources"],
+                    swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
     ]

@@ -4,9 +4,31 @@ import TorchShim
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-op",
-        abstract: "Micro-benchmarks of the shim on a device (not a test).",
-        subcommands: [MatmulBench.self])
+        commandName: "microbench",
+        abstract: "Stage benchmarks at real sizes with random weights on a device (not tests).",
+        subcommands: [MatmulBench.self, FluxBench.self, TrellisBench.self])
+}
+
+/// Options every model benchmark takes.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "Device: cpu, cuda, cuda:N.") var device = "cuda"
+    @Option(help: "Weights/activations dtype: bfloat16, float16, float32.") var dtype = "bfloat16"
+
+    func resolved() throws -> (Device, DType) {
+        guard let dev = Device(device) else { throw ValidationError("unknown device \(device)") }
+        switch dtype {
+        case "bfloat16", "bf16": return (dev, .bfloat16)
+        case "float16", "fp16", "half": return (dev, .float16)
+        case "float32", "fp32": return (dev, .float32)
+        default: throw ValidationError("unknown dtype \(dtype)")
+        }
+    }
+}
+
+/// Prints a header naming the card, so every table says where it was measured.
+func printBenchHeader(_ what: String, device: Device, dtype: DType) {
+    let card = device.isCUDA ? ((try? CUDA.deviceName(0)) ?? "cuda") : "cpu"
+    print("== \(what) on \(card) (\(dtype)), libtorch \(Torch.version)")
 }
 
 /// Times a dense GEMM through the shim: the ceiling every model stage is measured against.

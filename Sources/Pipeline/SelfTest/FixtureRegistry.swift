@@ -10,6 +10,9 @@ public enum FixtureRegistry {
     }
 
     static let families: [[String: FixtureHandler]] = [
+        FluxFixtures.handlers,
+        TrellisSparseFixtures.handlers,
+        TrellisDenseFixtures.handlers,
         ValidatorFixtures.handlers,
     ]
 

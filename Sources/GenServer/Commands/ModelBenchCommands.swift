@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import Models
+import TorchShim
+
+struct FluxBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flux", abstract: "FLUX.1-schnell stages: T5, CLIP, transformer (bf16 and fp8), VAE, at 512^2 and 1024^2.")
+    @OptionGroup var options: DeviceOptions
+
+    func run() throws {
+        let (device, dtype) = try options.resolved()
+        printBenchHeader("FLUX.1-schnell, random weights at real size", device: device, dtype: dtype)
+        for row in try FluxBenchmark.run(device: device, dtype: dtype) { print(row) }
+    }
+}
+
+struct TrellisBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trellis",
+        abstract: "TRELLIS-image-large stages: DINOv2-L at 518, SS flow/sampler/decoder, SLat flow, Gaussian decoder.")
+    @OptionGroup var options: DeviceOptions
+    @Option(help: "Folder with the full-size manifest_*.json of TRELLIS (fixtures/trellis).") var manifests: String
+    @Option(help: "Active voxels for the sparse stages.") var voxels = 20_000
+    @Flag(help: "Only the dense stages.") var denseOnly = false
+    @Flag(help: "Only the sparse stages.") var sparseOnly = false
+
+    func run() throws {
+        let (device, dtype) = try options.resolved()
+        let dir = URL(fileURLWithPath: manifests)
+        printBenchHeader("TRELLIS-image-large, random weights at real size", device: device, dtype: dtype)
+        if !sparseOnly {
+            for row in try TrellisDenseBenchmark.run(device: device, dtype: dtype, manifestDir: dir) { print(row) }
+        }
+        if !denseOnly {
+            for row in try TrellisSparseBenchmark.run(device: device, dtype: dtype, manifestDir: dir, voxels: voxels) { print(row) }
+        }
+    }
+}

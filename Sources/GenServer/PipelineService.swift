@@ -1,0 +1,135 @@
+import Foundation
+import HTTPServer
+import Imaging
+import Pipeline
+import TorchShim
+
+/// What the daemon has loaded, for /health and the start-up log.
+struct ServiceStatus {
+    var pipelineName: String
+    /// True when the pipeline is the smoke pipeline of tiny random-weight networks (never real generation).
+    var isSmoke: Bool
+    var device: String
+    var models: [String: Any]
+    var missing: [String]
+    var version: String
+}
+
+/// Serves the subnet APIs from one `GenerationPipeline` per worker (worker i owns device i).
+final class PipelineService: GenerationService {
+    private let pipelines: [GenerationPipeline]
+    private let status: ServiceStatus
+    private let defaults: ServiceDefaults
+    private let maxImagePixels: Int
+
+    struct ServiceDefaults {
+        var settings: GaussianSettings = .fast
+        var validate = true
+        var minScore = 0.6
+        var timeBudget = 25.0
+        var includeNormals = true
+    }
+
+    init(pipelines: [GenerationPipeline], status: ServiceStatus, defaults: ServiceDefaults, maxImagePixels: Int = 4096 * 4096) {
+        precondition(!pipelines.isEmpty)
+        self.pipelines = pipelines
+        self.status = status
+        self.defaults = defaults
+        self.maxImagePixels = maxImagePixels
+    }
+
+    func health() -> [String: Any] {
+        var h: [String: Any] = [
+            "status": status.isSmoke ? "smoke" : "ok",
+            "ready": true,
+            "pipeline": status.pipelineName,
+            "real_generation": !status.isSmoke,
+            "device": status.device,
+            "models": status.models,
+            "version": status.version,
+        ]
+        if !status.missing.isEmpty { h["missing"] = status.missing }
+        if status.isSmoke {
+            h["warning"] = "smoke pipeline of tiny random-weight networks: output is NOT a real generation; "
+                + "fetch the weights (see 'missing') and restart"
+        }
+        return h
+    }
+
+    func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult {
+        let pipeline = pipelines[worker % pipelines.count]
+        let job = try makeJob(request)
+        let outcome: GenerationOutcome
+        do {
+            outcome = try pipeline.run(job)
+        } catch let e as TorchError where e.isOutOfMemory {
+            try? CUDA.emptyCache()
+            throw GenerationError.outOfMemory(e.message)
+        } catch let e as PipelineError {
+            switch e {
+            case .missingStage(let why): throw GenerationError.unavailable(why)
+            case .badInput(let why): throw GenerationError.badInput(why)
+            }
+        } catch let e as ImagingError {
+            throw GenerationError.unprocessable("\(e)")
+        } catch let e as GenerationError {
+            throw e
+        } catch {
+            throw GenerationError.internal("\(error)")
+        }
+
+        var headers = HTTPHeaders()
+        headers.add("X-Pipeline", status.pipelineName)
+        headers.add("X-Gaussians", String(outcome.splat.count))
+        headers.add("X-Seed", String(outcome.attempts.last?.seed ?? job.seed))
+        headers.add("X-Attempts", String(outcome.attempts.count))
+        if let v = outcome.verdict {
+            headers.add("X-Score", String(format: "%.4f", v.score))
+            if let a = v.alignment { headers.add("X-CLIP-Score", String(format: "%.4f", a)) }
+        }
+        if outcome.gated { headers.add("X-Validation-Failed", "true") }
+        if status.isSmoke { headers.add("X-Smoke-Pipeline", "true") }
+        let timings = outcome.timings.entries.map { StageTiming($0.name, seconds: $0.seconds) }
+        return GenerationResult(body: outcome.ply, headers: headers, stageTimings: timings)
+    }
+
+    private func makeJob(_ request: GenerationRequest) throws -> GenerationJob {
+        let prompt: Pipeline.Prompt
+        switch request.prompt {
+        case .text(let text):
+            let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !t.isEmpty else { throw GenerationError.badInput("the prompt is empty") }
+            prompt = .text(t)
+        case .image(let image):
+            do {
+                prompt = .image(try ImageDecoder.decode(image.data, maxPixels: maxImagePixels))
+            } catch {
+                throw GenerationError.unprocessable("the image prompt could not be decoded: \(error)")
+            }
+        }
+        let o = request.options
+        var settings = defaults.settings
+        if let preset = o.preset {
+            guard let p = GaussianSettings.preset(preset) else {
+                throw GenerationError.badInput("unknown preset '\(preset)' (use fast or quality)")
+            }
+            settings = p
+        }
+        if let s = o.structureSteps { settings.structureSteps = s }
+        if let s = o.latentSteps { settings.latentSteps = s }
+        if let g = o.guidance { settings.structureGuidance = g }
+        for (name, v) in [("structure_steps", settings.structureSteps), ("latent_steps", settings.latentSteps)] where !(1...100).contains(v) {
+            throw GenerationError.badInput("\(name) must be between 1 and 100, got \(v)")
+        }
+        if let g = o.generator, !pipelines[0].gaussians.name.lowercased().hasPrefix(g.lowercased()) {
+            throw GenerationError.unavailable("generator '\(g)' is not loaded (this daemon runs \(pipelines[0].gaussians.name))")
+        }
+        // Competition 0 renders -Y up (TRELLIS convention); the legacy validators render +Y up.
+        let orientation: SplatOrientation = request.route == .legacy ? .yUp : .yDown
+        let seed = request.seed.map { UInt64(truncatingIfNeeded: $0) } ?? UInt64.random(in: 0..<(1 << 31))
+        return GenerationJob(prompt: prompt, seed: seed, settings: settings,
+                             output: SplatOutputOptions(orientation: orientation, includeNormals: defaults.includeNormals),
+                             validate: o.validate ?? defaults.validate, minScore: o.minScore ?? defaults.minScore,
+                             timeBudget: o.timeBudget ?? defaults.timeBudget)
+    }
+}

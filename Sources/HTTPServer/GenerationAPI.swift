@@ -1,0 +1,230 @@
+import Foundation
+
+/// The subnet-17 endpoints on top of a `GenerationService` and a `JobQueue`:
+///
+/// - `GET /health`: the service's `health()` dictionary plus `queue` (depth, capacity, running,
+///   completed, per-worker state). 200, or 503 when the service reports `"ready": false`.
+/// - `POST /generate/` (legacy miner) and `POST /generate` (Competition 0): see
+///   `GenerationRequestDecoder`. 200 with the service's body and headers; 4xx for bad input;
+///   503 + Retry-After when the queue is full; the service's `GenerationError` mapped per case.
+public final class GenerationAPI: @unchecked Sendable {
+    public let service: GenerationService
+    public let jobs: JobQueue
+
+    public init(service: GenerationService, jobs: JobQueue) {
+        self.service = service
+        self.jobs = jobs
+    }
+
+    public func install(on router: Router) {
+        router.get("/health") { [self] request, responder in health(request, responder) }
+        router.post("/generate/") { [self] request, responder in generate(request, responder, route: .legacy) }
+        router.post("/generate") { [self] request, responder in generate(request, responder, route: .competition) }
+    }
+
+    func health(_ request: HTTPRequest, _ responder: Responder) {
+        var body = service.health()
+        body["queue"] = jobs.snapshot().json
+        let ready = body["ready"] as? Bool ?? true
+        responder.send(.json(body, status: ready ? .ok : .serviceUnavailable))
+    }
+
+    func generate(_ request: HTTPRequest, _ responder: Responder, route: GenerationRoute) {
+        let generation: GenerationRequest
+        do {
+            generation = try GenerationRequestDecoder.decode(request, route: route, requestID: responder.requestID)
+        } catch let error as HTTPError {
+            responder.send(.error(error.status, error.message))
+            return
+        } catch {
+            responder.send(.error(.badRequest, "\(error)"))
+            return
+        }
+        let service = self.service
+        let jobs = self.jobs
+        let outcome = jobs.submit({ worker in
+            // Answered already (shutdown gave up on it): do not spend the device on it.
+            guard !responder.isAnswered else { return }
+            responder.send(Self.run(service, generation, worker: worker, jobs: jobs))
+        }, cancelled: {
+            responder.send(.error(.serviceUnavailable, "server is shutting down; the job was not started"))
+        })
+        switch outcome {
+        case .accepted:
+            break
+        case .full(let retryAfter):
+            responder.send(.error(.serviceUnavailable,
+                                  "generation queue is full (\(jobs.capacity) waiting); retry in \(retryAfter) s",
+                                  headers: ["Retry-After": String(retryAfter)]))
+        case .closed:
+            responder.send(.error(.serviceUnavailable, "server is shutting down"))
+        }
+    }
+
+    static func run(_ service: GenerationService, _ request: GenerationRequest, worker: Int,
+                    jobs: JobQueue) -> HTTPResponse {
+        do {
+            let result = try service.generate(request, worker: worker)
+            var headers = result.headers
+            if !headers.contains("Content-Type") { headers.set("Content-Type", result.contentType) }
+            return HTTPResponse(status: .ok, headers: headers, body: result.body, stageTimings: result.stageTimings)
+        } catch let error as GenerationError {
+            var headers = HTTPHeaders()
+            if error.status == .serviceUnavailable { headers.set("Retry-After", String(jobs.retryAfter())) }
+            return .error(error.status, error.description, headers: headers)
+        } catch let error as HTTPError {
+            return .error(error.status, error.message)
+        } catch {
+            return .error(.internalServerError, "generation failed: \(error)")
+        }
+    }
+}
+
+/// The whole daemon front end: a `JobQueue`, the `GenerationAPI` routes and an `HTTPServer`.
+///
+///     let server = try GenerationServer(config: config, service: pipeline, workers: 1, queueCapacity: 4)
+///     try server.start()
+///     server.runUntilSignalled(grace: 30)   // blocks; SIGTERM/SIGINT -> graceful shutdown
+public final class GenerationServer: @unchecked Sendable {
+    public let http: HTTPServer
+    public let jobs: JobQueue
+    public let api: GenerationAPI
+    public let router: Router
+
+    /// `workers`: number of worker threads (one per device); `queueCapacity`: jobs that may wait
+    /// while all workers are busy; `onWorkerStart` runs once on each worker thread (bind its device).
+    public init(config: ServerConfig, service: GenerationService, workers: Int = 1, queueCapacity: Int = 4,
+                defaultRetryAfter: Int = 10, logger: ServerLogger = LineLogger.stderr,
+                onWorkerStart: ((Int) -> Void)? = nil) {
+        jobs = JobQueue(workers: workers, capacity: queueCapacity, defaultRetryAfter: defaultRetryAfter,
+                        onWorkerStart: onWorkerStart)
+        api = GenerationAPI(service: service, jobs: jobs)
+        router = Router()
+        api.install(on: router)
+        http = HTTPServer(config: config, router: router, logger: logger)
+    }
+
+    public func start() throws {
+        do {
+            try http.start()
+        } catch {
+            jobs.close()
+            throw error
+        }
+    }
+
+    /// The bound port (after `start`).
+    public var port: Int { http.port }
+
+    /// Stops accepting, lets queued and running jobs finish for up to `grace` seconds, then
+    /// answers whatever is left with 503, and returns. A job still running on a device after that
+    /// keeps its worker thread until it returns; its result is dropped.
+    public func shutdown(grace: TimeInterval) {
+        jobs.close()
+        http.shutdown(grace: grace) { [jobs] in jobs.cancelPending() }
+    }
+
+    /// Blocks until one of `signals` arrives, then shuts down gracefully and returns. A second
+    /// signal during shutdown cuts the grace period short.
+    public func runUntilSignalled(grace: TimeInterval, signals: [Int32] = [SIGTERM, SIGINT]) {
+        let received = DispatchSemaphore(value: 0)
+        let lock = NSLock()
+        var count = 0
+        let trap = SignalTrap(signals: signals) { [http] signal in
+            lock.lock()
+            count += 1
+            let first = count == 1
+            lock.unlock()
+            http.logger.message("received signal \(signal)\(first ? ", shutting down" : ", hurrying shutdown")")
+            if first { received.signal() } else { http.expediteShutdown() }
+        }
+        received.wait()
+        shutdown(grace: grace)
+        trap.cancel()
+    }
+}
+
+/// Write end of the self-pipe that carries signal numbers from signal context to Dispatch.
+private var signalPipeWriteFD: Int32 = -1
+
+/// The installed signal handler: async-signal-safe (one `write`), errno preserved.
+private func forwardSignalToPipe(_ signalNumber: Int32) {
+    let savedErrno = errno
+    var byte = UInt8(truncatingIfNeeded: signalNumber)
+    _ = write(signalPipeWriteFD, &byte, 1)
+    errno = savedErrno
+}
+
+/// Handles POSIX signals on a dispatch queue instead of in signal context. A C handler writes the
+/// signal number into a self-pipe that a Dispatch read source drains. (Dispatch signal sources
+/// are not used: on Linux they need the signal blocked in every thread, or a thread that does
+/// not block it swallows the signal.) One handler per signal; a newer trap replaces an older one.
+/// Keep the object alive while needed.
+public final class SignalTrap: @unchecked Sendable {
+    private static let lock = NSLock()
+    private static var handlers: [Int32: (Int32) -> Void] = [:]
+    private static var pipeSource: DispatchSourceRead?
+
+    private let signals: [Int32]
+    private var active = true
+
+    public init(signals: [Int32] = [SIGTERM, SIGINT], queue: DispatchQueue = DispatchQueue(label: "signals"),
+                handler: @escaping (Int32) -> Void) {
+        self.signals = signals
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        Self.startPipeIfNeeded()
+        for signalNumber in signals {
+            Self.handlers[signalNumber] = { number in queue.async { handler(number) } }
+            signal(signalNumber, forwardSignalToPipe)
+        }
+    }
+
+    /// Stops handling and restores the default actions.
+    public func cancel() {
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        guard active else { return }
+        active = false
+        for signalNumber in signals {
+            Self.handlers[signalNumber] = nil
+            signal(signalNumber, SIG_DFL)
+        }
+    }
+
+    deinit { cancel() }
+
+    /// Whether some trap currently handles `signalNumber`.
+    static func isHandled(_ signalNumber: Int32) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return handlers[signalNumber] != nil
+    }
+
+    /// Called with `lock` held.
+    private static func startPipeIfNeeded() {
+        guard pipeSource == nil else { return }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        for fd in fds {
+            Socket.setNonBlocking(fd)
+            Socket.setCloseOnExec(fd)
+        }
+        signalPipeWriteFD = fds[1]
+        let readFD = fds[0]
+        let source = DispatchSource.makeReadSource(fileDescriptor: readFD, queue: DispatchQueue(label: "signal-pipe"))
+        source.setEventHandler {
+            var bytes = [UInt8](repeating: 0, count: 64)
+            let count = read(readFD, &bytes, bytes.count)
+            guard count > 0 else { return }
+            for byte in bytes[0..<count] {
+                lock.lock()
+                let handler = handlers[Int32(byte)]
+                lock.unlock()
+                handler?(Int32(byte))
+            }
+        }
+        source.resume()
+        pipeSource = source
+    }
+}

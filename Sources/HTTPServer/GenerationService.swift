@@ -1,0 +1,154 @@
+import Foundation
+
+/// Which endpoint a generation request came through. Legacy and Competition 0 differ in what
+/// the caller expects (e.g. the camera convention of the PLY), so the service may branch on it.
+public enum GenerationRoute: String, Sendable, Equatable {
+    /// `POST /generate/` with a form field `prompt` (subnet 17 miner protocol).
+    case legacy
+    /// `POST /generate` with multipart `prompt_image_file` and `seed` (Competition 0).
+    case competition
+    /// Either path with an `application/json` body (scripts, benchmarks).
+    case json
+}
+
+/// An image prompt as received: the file bytes (already base64-decoded), not decoded pixels.
+public struct ImagePrompt: Sendable, Equatable {
+    public var data: Data
+    public var format: ImageFormat
+    /// The multipart filename, when the image came as a file part.
+    public var filename: String?
+    /// The multipart part's Content-Type, when sent.
+    public var contentType: String?
+
+    public init(data: Data, format: ImageFormat, filename: String? = nil, contentType: String? = nil) {
+        self.data = data
+        self.format = format
+        self.filename = filename
+        self.contentType = contentType
+    }
+}
+
+public enum Prompt: Sendable, Equatable {
+    /// Text-to-3D.
+    case text(String)
+    /// Image-to-3D.
+    case image(ImagePrompt)
+}
+
+/// Per-request overrides (JSON route only). Every field is optional; nil means the service's
+/// default. The service validates names (generator, preset) and throws `.badInput` for unknown ones.
+public struct GenerationOptions: Sendable, Equatable {
+    /// Gaussian generator, e.g. "trellis" or "lgm".                    JSON: `generator`
+    public var generator: String?
+    /// Named speed/quality preset, e.g. "fast", "default", "quality". JSON: `preset`
+    public var preset: String?
+    /// Text-to-image sampling steps.                                    JSON: `image_steps`
+    public var imageSteps: Int?
+    /// TRELLIS sparse-structure flow steps.                             JSON: `structure_steps`
+    public var structureSteps: Int?
+    /// TRELLIS structured-latent flow steps.                            JSON: `latent_steps`
+    public var latentSteps: Int?
+    /// Classifier-free guidance strength.                               JSON: `guidance`
+    public var guidance: Double?
+    /// Run the validation gate (render + score) before answering.       JSON: `validate`
+    public var validate: Bool?
+    /// Gate threshold: below it the answer is an empty body.            JSON: `min_score`
+    public var minScore: Double?
+    /// Wall-clock budget for the whole job, seconds.                    JSON: `time_budget_s`
+    public var timeBudget: Double?
+
+    public init(generator: String? = nil, preset: String? = nil, imageSteps: Int? = nil, structureSteps: Int? = nil,
+                latentSteps: Int? = nil, guidance: Double? = nil, validate: Bool? = nil, minScore: Double? = nil,
+                timeBudget: Double? = nil) {
+        self.generator = generator
+        self.preset = preset
+        self.imageSteps = imageSteps
+        self.structureSteps = structureSteps
+        self.latentSteps = latentSteps
+        self.guidance = guidance
+        self.validate = validate
+        self.minScore = minScore
+        self.timeBudget = timeBudget
+    }
+}
+
+public struct GenerationRequest: Sendable, Equatable {
+    public var prompt: Prompt
+    public var seed: Int?
+    public var options: GenerationOptions
+    public var route: GenerationRoute
+    /// The id that appears in the request log line and the `X-Request-Id` response header.
+    public var requestID: String
+
+    public init(prompt: Prompt, seed: Int? = nil, options: GenerationOptions = GenerationOptions(),
+                route: GenerationRoute, requestID: String) {
+        self.prompt = prompt
+        self.seed = seed
+        self.options = options
+        self.route = route
+        self.requestID = requestID
+    }
+}
+
+/// A 200 answer: the PLY bytes (or an empty body when the validation gate says "skip"), extra
+/// headers (`X-Validation-Failed`, `X-Score`, ...) and stage timings for the request log.
+public struct GenerationResult: Sendable {
+    public var body: Data
+    public var contentType: String
+    public var headers: HTTPHeaders
+    public var stageTimings: [StageTiming]
+
+    public init(body: Data, contentType: String = "application/octet-stream", headers: HTTPHeaders = HTTPHeaders(),
+                stageTimings: [StageTiming] = []) {
+        self.body = body
+        self.contentType = contentType
+        self.headers = headers
+        self.stageTimings = stageTimings
+    }
+}
+
+/// Failures a service reports; each fails only its own request.
+public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    /// The request is wrong (unknown generator name, bad option value) -> 400.
+    case badInput(String)
+    /// The request is well-formed but its content is unusable (an image that does not decode) -> 422.
+    case unprocessable(String)
+    /// The service cannot run jobs now (models not loaded yet) -> 503 + Retry-After.
+    case unavailable(String)
+    /// The device ran out of memory for this job -> 503 + Retry-After.
+    case outOfMemory(String)
+    /// Anything else that went wrong inside the service -> 500.
+    case `internal`(String)
+
+    public var status: HTTPStatus {
+        switch self {
+        case .badInput: return .badRequest
+        case .unprocessable: return .unprocessableContent
+        case .unavailable, .outOfMemory: return .serviceUnavailable
+        case .internal: return .internalServerError
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .badInput(let message): return message
+        case .unprocessable(let message): return message
+        case .unavailable(let message): return "service unavailable: \(message)"
+        case .outOfMemory(let message): return "out of device memory: \(message)"
+        case .internal(let message): return "generation failed: \(message)"
+        }
+    }
+}
+
+/// What the HTTP layer needs from the generation pipeline.
+public protocol GenerationService: AnyObject {
+    /// Status for `GET /health`: JSON-compatible values only (String, numbers, Bool, arrays,
+    /// dictionaries). Suggested keys: `status`, `version`, `device`, `models` (name -> "loaded" /
+    /// "missing"). `"ready": false` makes /health answer 503. Called from connection queues
+    /// concurrently with `generate`, so it must be thread-safe and quick.
+    func health() -> [String: Any]
+
+    /// Runs one job on worker `worker` (a device index). Called on that worker's own thread, one
+    /// call at a time per worker. Throw `GenerationError` to choose the HTTP status.
+    func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult
+}

@@ -1,0 +1,231 @@
+import Foundation
+import TorchShim
+
+/// Something wrong with sparse-tensor input (coordinates, feature rows, batch layout).
+public struct SparseTensorError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The voxel set of a sparse tensor: coordinates [N, 4] int32 (batch, x, y, z), rows of one batch contiguous and
+/// batches ascending (TRELLIS' convention). Everything derived from the coordinates alone (neighbour maps of the
+/// submanifold convolution, window partitions, the 2x downsampling, the dense packing of full attention) is built
+/// once and kept here, so every sparse tensor that shares this layout (all convs of a resolution, all blocks, all
+/// sampler steps) reuses it: the equivalent of TRELLIS' per-tensor spatial cache.
+public final class SparseLayout: @unchecked Sendable {
+    /// [N, 4] int32 (b, x, y, z) on the layout's device.
+    public let coords: Tensor
+    /// Number of batch items (batch indices are 0..<batchSize, none empty).
+    public let batchSize: Int
+    /// Voxels of each batch item.
+    public let counts: [Int]
+    /// First row of each batch item; `offsets[batchSize] == count`.
+    public let offsets: [Int]
+    /// Largest spatial coordinate + 1 over all axes (the extent that dense index grids must cover).
+    public let extent: Int
+
+    private var cache: [String: AnyObject] = [:]
+    private let lock = NSLock()
+
+    public var count: Int { offsets[batchSize] }
+    public var device: Device { coords.device }
+
+    /// Checks and adopts `coords` ([N, 4] integer, any device). Batch indices must ascend from 0 with every batch
+    /// present and spatial coordinates must be >= 0.
+    public init(coords: Tensor) throws {
+        guard coords.ndim == 2, coords.size(1) == 4 else {
+            throw SparseTensorError("sparse coords must be [N, 4] (b, x, y, z), got \(coords.shape)")
+        }
+        guard !coords.dtype.isFloatingPoint, coords.dtype != .bool else {
+            throw SparseTensorError("sparse coords must be an integer tensor, got \(coords.dtype)")
+        }
+        let n = coords.size(0)
+        guard n > 0 else { throw SparseTensorError("sparse tensor has no voxels") }
+        let c = coords.dtype == .int32 ? coords : try coords.to(.int32)
+        // One host copy of the coordinates validates everything at once (N * 16 bytes, once per voxel set).
+        let host = try c.toArray(Int32.self)
+        var counts: [Int] = []
+        var previousBatch: Int32 = 0
+        var maxCoord: Int32 = 0
+        for i in 0..<n {
+            let b = host[4 * i]
+            if i == 0 {
+                guard b == 0 else { throw SparseTensorError("sparse coords: first batch index is \(b), expected 0") }
+                counts.append(0)
+            } else if b != previousBatch {
+                guard b == previousBatch + 1 else {
+                    throw SparseTensorError("sparse coords: batch index jumps from \(previousBatch) to \(b) at row \(i) "
+                                            + "(batches must ascend by one, rows of a batch contiguous)")
+                }
+                counts.append(0)
+            }
+            previousBatch = b
+            counts[counts.count - 1] += 1
+            for a in 1...3 {
+                let v = host[4 * i + a]
+                guard v >= 0 else { throw SparseTensorError("sparse coords: negative coordinate \(v) at row \(i)") }
+                maxCoord = Swift.max(maxCoord, v)
+            }
+        }
+        self.coords = c.isContiguous ? c : try c.contiguous()
+        self.counts = counts
+        self.batchSize = counts.count
+        var offsets = [0]
+        for k in counts { offsets.append(offsets.last! + k) }
+        self.offsets = offsets
+        self.extent = Int(maxCoord) + 1
+    }
+
+    /// The same voxel set repeated under batch indices 0..<copies (e.g. conditional and unconditional passes of
+    /// classifier-free guidance in one forward). `coords` must hold batch items 0..<B; copy k gets k*B + b.
+    public static func repeated(_ layout: SparseLayout, copies: Int) throws -> SparseLayout {
+        guard copies >= 1 else { throw SparseTensorError("repeat count must be >= 1, got \(copies)") }
+        if copies == 1 { return layout }
+        let key = "repeated\(copies)"
+        return try layout.cached(key) {
+            let batch = try layout.coords.narrow(1, start: 0, length: 1)
+            let spatial = try layout.coords.narrow(1, start: 1, length: 3)
+            var parts: [Tensor] = []
+            for k in 0..<copies {
+                parts.append(try Tensor.cat([batch.addingInt(k * layout.batchSize), spatial], dim: 1))
+            }
+            return try SparseLayout(coords: Tensor.cat(parts, dim: 0))
+        }
+    }
+
+    /// Batch index of every row, [N] int64 on the device (for broadcasting per-batch vectors to rows).
+    public func batchIndex() throws -> Tensor {
+        try cached("batchIndex") { try coords.select(1, 0).to(.int64) }
+    }
+
+    /// Expands a per-batch tensor [B, C] to rows [N, C].
+    public func perRow(_ perBatch: Tensor) throws -> Tensor {
+        guard perBatch.size(0) == batchSize else {
+            throw SparseTensorError("per-batch tensor has \(perBatch.size(0)) rows, the sparse tensor has \(batchSize) batch items")
+        }
+        if batchSize == 1 { return try perBatch.expand([count, perBatch.size(1)]) }
+        return try perBatch.indexSelect(0, batchIndex())
+    }
+
+    /// Returns the cached value for `key`, building it on first use.
+    func cached<T: AnyObject>(_ key: String, _ build: () throws -> T) throws -> T {
+        lock.lock()
+        if let hit = cache[key] as? T { lock.unlock(); return hit }
+        lock.unlock()
+        let value = try build()
+        lock.lock()
+        cache[key] = value
+        lock.unlock()
+        return value
+    }
+
+    /// Stores a derived object under `key` (used to link a coarse layout back to its fine one).
+    func store(_ key: String, _ value: AnyObject) {
+        lock.lock()
+        cache[key] = value
+        lock.unlock()
+    }
+
+    func lookup<T: AnyObject>(_ key: String, as type: T.Type = T.self) -> T? {
+        lock.lock()
+        defer { lock.unlock() }
+        return cache[key] as? T
+    }
+}
+
+/// Features on a voxel set: `feats` [N, C] in the layout's row order.
+public struct SparseTensor {
+    public let feats: Tensor
+    public let layout: SparseLayout
+
+    public init(feats: Tensor, layout: SparseLayout) throws {
+        guard feats.ndim == 2, feats.size(0) == layout.count else {
+            throw SparseTensorError("sparse feats must be [\(layout.count), C] to match the coordinates, got \(feats.shape)")
+        }
+        self.feats = feats
+        self.layout = layout
+    }
+
+    /// A sparse tensor from coordinates and features (builds a new layout).
+    public init(coords: Tensor, feats: Tensor) throws {
+        try self.init(feats: feats, layout: SparseLayout(coords: coords))
+    }
+
+    /// Same voxels, new features (no checks beyond the row count).
+    public func replacing(_ newFeats: Tensor) throws -> SparseTensor {
+        try SparseTensor(feats: newFeats, layout: layout)
+    }
+
+    public var coords: Tensor { layout.coords }
+    public var channels: Int { feats.size(1) }
+    public var dtype: DType { feats.dtype }
+    public var device: Device { feats.device }
+
+    /// Features of batch item `b` ([count_b, C], a view).
+    public func feats(batch b: Int) throws -> Tensor {
+        try feats.narrow(0, start: layout.offsets[b], length: layout.counts[b])
+    }
+}
+
+/// Full attention per batch item through one fused SDPA call: rows are packed into [B, Lmax, C] (a view when all
+/// batch items have the same number of voxels, as in classifier-free guidance), with a key mask for padding.
+final class SparseBatchPacking {
+    let batchSize: Int
+    let maxLength: Int
+    /// Row -> slot in [B * Lmax] (nil when the packing is a plain view).
+    let slot: Tensor?
+    /// [B, 1, 1, Lmax] bool, true = real voxel (nil when nothing is padded).
+    let keyMask: Tensor?
+
+    init(layout: SparseLayout) throws {
+        batchSize = layout.batchSize
+        let longest = layout.counts.max()!
+        maxLength = longest
+        if layout.counts.allSatisfy({ $0 == longest }) {
+            slot = nil
+            keyMask = nil
+            return
+        }
+        let device = layout.device
+        let rows = try Tensor.arange(0, Double(layout.count), dtype: .int64, device: device)
+        let starts = try Tensor(layout.offsets.dropLast().map { Int64($0) }).to(device)
+        let batch = try layout.batchIndex()
+        slot = try batch.multipliedInt(maxLength) + (rows - starts.indexSelect(0, batch))
+        let counts = try Tensor(layout.counts.map { Int64($0) }).to(device)
+        let positions = try Tensor.arange(0, Double(maxLength), dtype: .int64, device: device)
+        keyMask = try positions.unsqueeze(0).lt(counts.unsqueeze(1)).view([batchSize, 1, 1, maxLength])
+    }
+
+    /// [N, C] -> [B, Lmax, C].
+    func pack(_ rows: Tensor) throws -> Tensor {
+        let c = rows.size(1)
+        guard let slot else { return try rows.view([batchSize, maxLength, c]) }
+        let packed = try Tensor.zeros([batchSize * maxLength, c], dtype: rows.dtype, device: rows.device)
+        try packed.indexPut_([slot], rows)
+        return try packed.view([batchSize, maxLength, c])
+    }
+
+    /// [B, Lmax, C] -> [N, C] in the layout's row order.
+    func unpack(_ packed: Tensor) throws -> Tensor {
+        let c = packed.size(2)
+        guard let slot else { return try packed.reshape([batchSize * maxLength, c]) }
+        return try packed.reshape([batchSize * maxLength, c]).indexSelect(0, slot)
+    }
+}
+
+extension SparseLayout {
+    /// The dense [B, Lmax, C] packing used by full attention (and the SLat flow's transformer stack).
+    func batchPacking() throws -> SparseBatchPacking {
+        try cached("batchPacking") { try SparseBatchPacking(layout: self) }
+    }
+}
+
+extension Tensor {
+    /// A 0-d tensor of this tensor's dtype and device: integer arithmetic with it stays exact and keeps the dtype
+    /// (a Double scalar would promote an integer tensor to floating point).
+    func intScalar(_ v: Int) throws -> Tensor { try Tensor.full([], value: Double(v), dtype: dtype, device: device) }
+    func addingInt(_ v: Int) throws -> Tensor { try self + intScalar(v) }
+    func multipliedInt(_ v: Int) throws -> Tensor { try self * intScalar(v) }
+    func floorDividedInt(_ v: Int) throws -> Tensor { try floorDivide(intScalar(v)) }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import NN
+import TorchShim
+
+// Transformer pieces shared by the TRELLIS flow models (microsoft/TRELLIS trellis/modules/transformer and
+// trellis/modules/attention). Every block works on plain [B, L, C] token tensors.
+//
+// Precision: a block computes in the dtype of its Linear weights (the loader's dtype; the reference's `use_fp16`
+// makes it fp16). The reference's LayerNorm32 / MultiHeadRMSNorm upcast to fp32; here the norms run as fused
+// native kernels on the compute-dtype tensors (they accumulate in fp32 internally) with their gains cast to the
+// compute dtype, which differs from the reference only by the rounding of those gains. In fp32 it is the same maths.
+
+extension Tensor {
+    /// `self` in `dtype`, without a new op when it already is.
+    func cast(_ dtype: DType) throws -> Tensor { self.dtype == dtype ? self : try to(dtype) }
+}
+
+/// Errors of the TRELLIS models (configuration and input checks).
+public enum TrellisError: Error, CustomStringConvertible {
+    case unsupportedConfig(String)
+    case badInput(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedConfig(let why): return "unsupported TRELLIS config: \(why)"
+        case .badInput(let why): return "bad TRELLIS input: \(why)"
+        }
+    }
+}
+
+/// Sinusoidal timestep features followed by Linear-SiLU-Linear (keys `mlp.0`, `mlp.2`). The models receive
+/// 1000·t. Features are [cos(t·f), sin(t·f)] with f_i = exp(-ln(10000)·i/half), computed in fp32.
+public struct TimestepEmbedder {
+    public let fc1: Linear
+    public let fc2: Linear
+    public let frequencyDim: Int
+
+    public init(_ w: WeightLoader, hiddenSize: Int, frequencyDim: Int = 256) throws {
+        let w32 = w.with(dtype: .float32)
+        fc1 = try Linear(w32.pp("mlp").pp(0), inFeatures: frequencyDim, outFeatures: hiddenSize)
+        fc2 = try Linear(w32.pp("mlp").pp(2), inFeatures: hiddenSize, outFeatures: hiddenSize)
+        self.frequencyDim = frequencyDim
+    }
+
+    /// t: [B] model times -> [B, frequencyDim] sinusoidal features (fp32).
+    public static func sinusoid(_ t: Tensor, dim: Int, maxPeriod: Double = 10000) throws -> Tensor {
+        let half = dim / 2
+        // (-ln(maxPeriod) * i) / half, in that order, as the reference evaluates it.
+        let steps = try Tensor.arange(0, Double(half), dtype: .float32, device: t.device)
+        let freqs = try (steps * -Foundation.log(maxPeriod) / Double(half)).exp()
+        let args = try t.cast(.float32).unsqueeze(1) * freqs.unsqueeze(0)
+        var emb = try Tensor.cat([args.cos(), args.sin()], dim: -1)
+        if dim % 2 == 1 {
+            emb = try Tensor.cat([emb, Tensor.zeros([t.size(0), 1], device: t.device)], dim: -1)
+        }
+        return emb
+    }
+
+    /// t: [B] model times (1000·t) -> [B, hiddenSize] fp32.
+    public func callAsFunction(_ t: Tensor) throws -> Tensor {
+        let features = try TimestepEmbedder.sinusoid(t, dim: frequencyDim)
+        return try fc2(fc1(features).silu())
+    }
+}
+
+/// Absolute sinusoidal position embedding (TRELLIS `AbsolutePositionEmbedder`): coords [N, D] (integer or float)
+/// -> [N, channels] fp32. Per axis f_j = 10000^(-j/F) with F = channels / D / 2, features [sin(p·f), cos(p·f)],
+/// axes concatenated in order, zero padded up to `channels`.
+public func absolutePositionEmbedding(coords: Tensor, channels: Int) throws -> Tensor {
+    guard coords.ndim == 2 else { throw TrellisError.badInput("coords must be [N, D], got \(coords.shape)") }
+    let (n, axes) = (coords.size(0), coords.size(1))
+    let freqDim = channels / axes / 2
+    guard freqDim > 0 else { throw TrellisError.badInput("\(channels) channels are too few for \(axes) axes") }
+    let device = coords.device
+    let exponents = try Tensor.arange(0, Double(freqDim), dtype: .float32, device: device) / Double(freqDim)
+    let freqs = try 1.0 / (Tensor.full([freqDim], value: 10000, dtype: .float32, device: device).pow(exponents))
+    let positions = try coords.cast(.float32).reshape([-1])
+    let phases = try positions.outer(freqs)                       // [N*D, F]
+    var embed = try Tensor.cat([phases.sin(), phases.cos()], dim: -1).reshape([n, -1])
+    if embed.size(1) < channels {
+        embed = try Tensor.cat([embed, Tensor.zeros([n, channels - embed.size(1)], device: device)], dim: -1)
+    }
+    return embed
+}
+
+/// Per-head RMS norm of queries/keys: F.normalize(x, dim=-1) * gamma[H, Dh] * sqrt(Dh) = rms_norm(x) * gamma.
+/// Key: `gamma` [H, Dh].
+public struct MultiHeadRMSNorm {
+    /// [H, 1, Dh] in the compute dtype (head-major broadcast).
+    public let gamma: Tensor
+    public let headDim: Int
+
+    public init(_ w: WeightLoader, heads: Int, headDim: Int, dtype: DType) throws {
+        gamma = try w.tensor("gamma", shape: [heads, headDim]).cast(dtype).unsqueeze(1)
+        self.headDim = headDim
+    }
+
+    /// x: [..., H, L, Dh] (head-major, as fed to attention); returns x's dtype.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        // normalize(x)·sqrt(Dh) = x / sqrt(mean(x^2)); the tiny eps only keeps all-zero rows finite.
+        try F.rmsNorm(x, shape: [headDim], weight: nil, eps: 1e-12) * gamma.cast(x.dtype)
+    }
+}
+
+/// Fused attention on head-major tensors [B, H, L, Dh] -> [B, L, H*Dh].
+func attendHeads(_ q: Tensor, _ k: Tensor, _ v: Tensor) throws -> Tensor {
+    let o = try F.scaledDotProductAttention(q, k, v)              // [B, H, Lq, Dh], scale 1/sqrt(Dh)
+    return try o.transpose(1, 2).reshape([q.size(0), q.size(2), -1])
+}
+
+/// TRELLIS `MultiHeadAttention(type="self", attn_mode="full")`. Keys: `to_qkv`, `to_out`, optional
+/// `q_rms_norm.gamma` / `k_rms_norm.gamma`. qkv = Linear -> [B, L, 3, H, Dh].
+public struct TrellisSelfAttention {
+    public let toQKV: Linear
+    public let toOut: Linear
+    public let qNorm: MultiHeadRMSNorm?
+    public let kNorm: MultiHeadRMSNorm?
+    public let heads: Int
+
+    public init(_ w: WeightLoader, channels: Int, heads: Int, qkRMSNorm: Bool, qkvBias: Bool = true) throws {
+        guard heads > 0, channels % heads == 0 else {
+            throw TrellisError.unsupportedConfig("\(channels) channels do not split into \(heads) heads")
+        }
+        toQKV = try Linear(w.pp("to_qkv"), inFeatures: channels, outFeatures: 3 * channels, bias: qkvBias)
+        toOut = try Linear(w.pp("to_out"), inFeatures: channels, outFeatures: channels)
+        let (dh, dt) = (channels / heads, toQKV.weight.dtype)
+        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        self.heads = heads
+    }
+
+    /// Queries, keys and values of x [B, L, C], head-major [B, H, L, Dh] (QK-normed when configured).
+    public func projectQKV(_ x: Tensor) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+        let (b, l) = (x.size(0), x.size(1))
+        let qkv = try toQKV(x).view([b, l, 3, heads, -1]).permute([2, 0, 3, 1, 4])   // [3, B, H, L, Dh]
+        var q = try qkv.select(0, 0), k = try qkv.select(0, 1)
+        let v = try qkv.select(0, 2)
+        if let qNorm, let kNorm {
+            q = try qNorm(q)
+            k = try kNorm(k)
+        }
+        return (q, k, v)
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let (q, k, v) = try projectQKV(x)
+        return try toOut(attendHeads(q, k, v))
+    }
+}
+
+/// TRELLIS `MultiHeadAttention(type="cross")`. Keys: `to_q`, `to_kv` (from ctxChannels), `to_out`, optional
+/// `q_rms_norm` / `k_rms_norm`. kv = Linear -> [B, Lkv, 2, H, Dh].
+public struct TrellisCrossAttention {
+    public let toQ: Linear
+    public let toKV: Linear
+    public let toOut: Linear
+    public let qNorm: MultiHeadRMSNorm?
+    public let kNorm: MultiHeadRMSNorm?
+    public let heads: Int
+
+    public init(_ w: WeightLoader, channels: Int, ctxChannels: Int, heads: Int, qkRMSNorm: Bool,
+                qkvBias: Bool = true) throws {
+        guard heads > 0, channels % heads == 0 else {
+            throw TrellisError.unsupportedConfig("\(channels) channels do not split into \(heads) heads")
+        }
+        toQ = try Linear(w.pp("to_q"), inFeatures: channels, outFeatures: channels, bias: qkvBias)
+        toKV = try Linear(w.pp("to_kv"), inFeatures: ctxChannels, outFeatures: 2 * channels, bias: qkvBias)
+        toOut = try Linear(w.pp("to_out"), inFeatures: channels, outFeatures: channels)
+        let (dh, dt) = (channels / heads, toQ.weight.dtype)
+        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        self.heads = heads
+    }
+
+    /// x [B, L, C] attends to context [B, Lkv, ctxChannels].
+    public func callAsFunction(_ x: Tensor, context: Tensor) throws -> Tensor {
+        let (b, l, lkv) = (x.size(0), x.size(1), context.size(1))
+        guard context.size(0) == b else {
+            throw TrellisError.badInput("context batch \(context.size(0)) differs from token batch \(b)")
+        }
+        var q = try toQ(x).view([b, l, heads, -1]).transpose(1, 2)                        // [B, H, L, Dh]
+        let kv = try toKV(context).view([b, lkv, 2, heads, -1]).permute([2, 0, 3, 1, 4])  // [2, B, H, Lkv, Dh]
+        var k = try kv.select(0, 0)
+        let v = try kv.select(0, 1)
+        if let qNorm, let kNorm {
+            q = try qNorm(q)
+            k = try kNorm(k)
+        }
+        return try toOut(attendHeads(q, k, v))
+    }
+}
+
+/// Linear -> GELU(tanh) -> Linear. Keys `mlp.0`, `mlp.2` (under the block's `mlp`).
+public struct TrellisFeedForward {
+    public let fc1: Linear
+    public let fc2: Linear
+
+    public init(_ w: WeightLoader, channels: Int, mlpRatio: Double) throws {
+        let hidden = Int(Double(channels) * mlpRatio)
+        fc1 = try Linear(w.pp("mlp").pp(0), inFeatures: channels, outFeatures: hidden)
+        fc2 = try Linear(w.pp("mlp").pp(2), inFeatures: hidden, outFeatures: channels)
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try fc2(fc1(x).gelu(approximate: true)) }
+}
+
+/// TRELLIS `ModulatedTransformerCrossBlock` (self-attention + cross-attention + MLP with adaLN modulation):
+///
+///     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = adaLN_modulation(mod).chunk(6)
+///     x += gate_msa * SelfAttn(LN1(x) * (1 + scale_msa) + shift_msa)
+///     x += CrossAttn(LN2(x), context)                  (LN2 affine)
+///     x += gate_mlp * MLP(LN3(x) * (1 + scale_mlp) + shift_mlp)
+///
+/// Keys: `norm2.{weight,bias}`, `self_attn.*`, `cross_attn.*`, `mlp.mlp.{0,2}.*`, `adaLN_modulation.1.*`.
+/// Norm eps 1e-6. Tensors: x [B, L, C], mod (the timestep embedding) [B, C], context [B, Lc, ctxChannels],
+/// all in the block's dtype (`dtype`).
+public struct ModulatedTransformerCrossBlock {
+    public let channels: Int
+    public let norm1: LayerNorm
+    public let norm2: LayerNorm
+    public let norm3: LayerNorm
+    public let selfAttn: TrellisSelfAttention
+    public let crossAttn: TrellisCrossAttention
+    public let mlp: TrellisFeedForward
+    public let adaLNModulation: Linear
+
+    public init(_ w: WeightLoader, channels: Int, ctxChannels: Int, heads: Int, mlpRatio: Double = 4,
+                qkRMSNorm: Bool = false, qkRMSNormCross: Bool = false) throws {
+        self.channels = channels
+        adaLNModulation = try Linear(w.pp("adaLN_modulation").pp(1), inFeatures: channels, outFeatures: 6 * channels)
+        let dtype = adaLNModulation.weight.dtype
+        norm1 = LayerNorm(dim: channels, eps: 1e-6)
+        norm2 = try LayerNorm(w.pp("norm2").with(dtype: dtype), dim: channels, eps: 1e-6)
+        norm3 = LayerNorm(dim: channels, eps: 1e-6)
+        selfAttn = try TrellisSelfAttention(w.pp("self_attn"), channels: channels, heads: heads, qkRMSNorm: qkRMSNorm)
+        crossAttn = try TrellisCrossAttention(w.pp("cross_attn"), channels: channels, ctxChannels: ctxChannels,
+                                              heads: heads, qkRMSNorm: qkRMSNormCross)
+        mlp = try TrellisFeedForward(w.pp("mlp"), channels: channels, mlpRatio: mlpRatio)
+    }
+
+    /// The dtype the block computes in (that of its Linear weights).
+    public var dtype: DType { adaLNModulation.weight.dtype }
+
+    public func callAsFunction(_ x: Tensor, mod: Tensor, context: Tensor) throws -> Tensor {
+        let m = try adaLNModulation(mod.silu()).unsqueeze(1).chunk(6, dim: -1)   // 6 x [B, 1, C]
+        let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
+        var x = x
+        var h = try norm1(x)
+        h = try shiftMSA.addcmul(h, scaleMSA + 1.0)
+        x = try x.addcmul(selfAttn(h), gateMSA)
+        x = try x + crossAttn(norm2(x), context: context)
+        h = try norm3(x)
+        h = try shiftMLP.addcmul(h, scaleMLP + 1.0)
+        x = try x.addcmul(mlp(h), gateMLP)
+        return x
+    }
+}

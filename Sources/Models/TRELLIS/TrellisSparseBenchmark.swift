@@ -1,0 +1,178 @@
+import Foundation
+import NN
+import TorchShim
+
+/// Real-size timing of the sparse half of TRELLIS with random weights (keys and shapes from the full-size manifests):
+/// one SLat flow sampler step (CFG batch 2 and unguided batch 1, with the encode / transformer / decode split),
+/// the Gaussian decoder, and the conversion to a `GaussianSplat`. Voxels: a random blob-like shell in 64^3.
+public enum TrellisSparseBenchmark {
+    public struct BenchmarkRow: CustomStringConvertible, Sendable {
+        public let name: String
+        public let milliseconds: Double
+        public let notes: String
+
+        public var description: String {
+            name.padding(toLength: Swift.max(name.count, 44), withPad: " ", startingAt: 0)
+                + String(format: " %10.2f ms  ", milliseconds) + notes
+        }
+    }
+
+    public static let flowManifest = "manifest_slat_flow_img_dit_L_64l8p2_fp16.json"
+    public static let decoderManifest = "manifest_slat_dec_gs_swin8_B_64l8gs32_fp16.json"
+    /// DINOv2-L/14 with 4 registers at 518 px: 1 + 4 + 37 * 37 tokens.
+    public static let conditionTokens = 1374
+
+    public static func run(device: Device, dtype: DType, manifestDir: URL, voxels: Int = 20_000, iterations: Int = 5,
+                           seed: UInt64 = 0) throws -> [BenchmarkRow] {
+        guard voxels > 0, voxels <= 64 * 64 * 64 else { throw SparseTensorError("voxels must be in 1...262144, got \(voxels)") }
+        guard iterations > 0 else { throw SparseTensorError("iterations must be > 0") }
+        var rows: [BenchmarkRow] = []
+        let clock = StageClock(device: device, iterations: iterations)
+
+        let (flowSource, flowArgs) = try randomWeights(manifestDir.appendingPathComponent(flowManifest), device: device,
+                                                       dtype: dtype, seed: seed)
+        let flowConfig = try JSONDecoder().decode(SLatFlowConfig.self, from: JSONSerialization.data(withJSONObject: flowArgs))
+        let flow = try SLatFlowModel(WeightLoader(flowSource, device: device, dtype: dtype), config: flowConfig)
+        let (decSource, decArgs) = try randomWeights(manifestDir.appendingPathComponent(decoderManifest), device: device,
+                                                     dtype: dtype, seed: seed + 1)
+        let decConfig = try JSONDecoder().decode(SLatGaussianDecoderConfig.self, from: JSONSerialization.data(withJSONObject: decArgs))
+        let decoder = try SLatGaussianDecoder(WeightLoader(decSource, device: device, dtype: dtype), config: decConfig)
+
+        let generator = try Generator(seed: seed, device: device)
+        let coords = try blobVoxels(count: voxels, resolution: flowConfig.resolution, device: device, generator: generator)
+        let layout = try SparseLayout(coords: coords)
+        let latent = try Tensor.randn([layout.count, flowConfig.inChannels], device: device, generator: generator)
+        let cond = try Tensor.randn([1, conditionTokens, flowConfig.condChannels], device: device, generator: generator)
+        let denoiser = try SLatGuidedDenoiser(model: flow, layout: layout, cond: cond, negCond: cond.zerosLike())
+
+        // First guided step: builds the neighbour maps, downsampling and packings of both layouts.
+        let first = try clock.once { _ = try denoiser.velocity(latent, t: 1, cfgStrength: 5, guided: true) }
+        rows.append(BenchmarkRow(name: "slat_flow first step (builds layouts)", milliseconds: first.ms, notes: first.memory))
+        let guided = try clock.median { _ = try denoiser.velocity(latent, t: 0.9, cfgStrength: 5, guided: true) }
+        rows.append(BenchmarkRow(name: "slat_flow step, CFG batch 2", milliseconds: guided.ms, notes: guided.memory))
+        let unguided = try clock.median { _ = try denoiser.velocity(latent, t: 0.3, cfgStrength: 5, guided: false) }
+        rows.append(BenchmarkRow(name: "slat_flow step, unguided batch 1", milliseconds: unguided.ms, notes: unguided.memory))
+
+        // Stage split of the batch-2 forward.
+        let doubled = try SparseLayout.repeated(layout, copies: 2)
+        let x2 = try SparseTensor(feats: Tensor.cat([latent, latent], dim: 0), layout: doubled)
+        let t2 = try Tensor.full([2], value: 900, dtype: .float32, device: device)
+        let (tEmb, context) = try flow.conditioning(t: t2, cond: Tensor.cat([cond, cond.zerosLike()], dim: 0))
+        let (coarse, skips) = try flow.encode(x2, tEmb: tEmb, capture: nil)
+        let encode = try clock.median { _ = try flow.encode(x2, tEmb: tEmb, capture: nil) }
+        rows.append(BenchmarkRow(name: "  encode (input layer + res blocks, 64^3)", milliseconds: encode.ms,
+                                 notes: "\(layout.count) fine voxels/item"))
+        let transformer = try clock.median { _ = try flow.transformer(coarse, tEmb: tEmb, context: context, capture: nil) }
+        let flops = transformerFLOPs(config: flowConfig, tokensPerItem: coarse.layout.counts, contextTokens: conditionTokens)
+        rows.append(BenchmarkRow(name: "  transformer (\(flowConfig.numBlocks) blocks, 32^3)", milliseconds: transformer.ms,
+                                 notes: String(format: "%d coarse voxels/item, %.2f TFLOP, %.1f TFLOP/s",
+                                               coarse.layout.counts[0], flops / 1e12, flops / 1e12 / (transformer.ms / 1000))))
+        let h = try flow.transformer(coarse, tEmb: tEmb, context: context, capture: nil)
+        let decode = try clock.median { _ = try flow.decode(h, skips: skips, tEmb: tEmb, capture: nil) }
+        rows.append(BenchmarkRow(name: "  decode (res blocks + out layer, 64^3)", milliseconds: decode.ms, notes: ""))
+
+        // Gaussian decoder and the PLY-ready splat.
+        let slat = try SparseTensor(feats: latent, layout: layout)
+        let firstDecode = try clock.once { _ = try decoder(slat) }
+        rows.append(BenchmarkRow(name: "gs decoder first call (builds windows)", milliseconds: firstDecode.ms, notes: firstDecode.memory))
+        let decodeGS = try clock.median { _ = try decoder(slat) }
+        rows.append(BenchmarkRow(name: "gs decoder", milliseconds: decodeGS.ms,
+                                 notes: "\(layout.count * decConfig.representation.numGaussians) Gaussians, \(decodeGS.memory)"))
+        let gaussians = try decoder(slat)
+        let fields = try clock.median { _ = try gaussians.plyFields() }
+        rows.append(BenchmarkRow(name: "save_ply fields on device", milliseconds: fields.ms, notes: ""))
+        let splat = try clock.median { _ = try gaussians.splat() }
+        rows.append(BenchmarkRow(name: "GaussianSplat (fields + host copies)", milliseconds: splat.ms, notes: ""))
+        return rows
+    }
+
+    /// Multiply-adds x2 of the SLat transformer stack for the given coarse tokens per batch item.
+    static func transformerFLOPs(config: SLatFlowConfig, tokensPerItem: [Int], contextTokens: Int) -> Double {
+        let c = Double(config.modelChannels), cc = Double(config.condChannels), lc = Double(contextTokens)
+        let hidden = Double(Int(Double(config.modelChannels) * config.mlpRatio))
+        var total = 0.0
+        for tokens in tokensPerItem {
+            let l = Double(tokens)
+            let selfAttn = 2 * l * c * 3 * c + 4 * l * l * c + 2 * l * c * c
+            let crossAttn = 2 * l * c * c + 2 * lc * cc * 2 * c + 4 * l * lc * c + 2 * l * c * c
+            let mlp = 2 * l * c * hidden * 2
+            let modulation = 2 * c * 6 * c
+            total += Double(config.numBlocks) * (selfAttn + crossAttn + mlp + modulation)
+        }
+        return total
+    }
+
+    /// The manifest's keys as random weights on the device, and its `args`.
+    static func randomWeights(_ url: URL, device: Device, dtype: DType, seed: UInt64) throws -> (RandomWeights, [String: Any]) {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
+        guard let args = json?["args"] as? [String: Any] else {
+            throw WeightError.badConfig("manifest \(url.lastPathComponent) has no args")
+        }
+        return (try RandomWeights(manifest: ManifestWeights(url: url), device: device, dtype: dtype, seed: seed), args)
+    }
+
+    /// `count` voxels of a 64^3 grid forming thin shells around a few random overlapping spheres (a stand-in for
+    /// the surface voxels of a generated object): the cells closest to the union's surface. Sorted (b, x, y, z).
+    static func blobVoxels(count: Int, resolution r: Int, device: Device, generator: Generator) throws -> Tensor {
+        let cells = try Tensor.arange(0, Double(r * r * r), dtype: .int64, device: device)
+        let x = try cells.floorDividedInt(r * r), y = try cells.floorDividedInt(r) - cells.floorDividedInt(r * r).multipliedInt(r)
+        let z = try cells - cells.floorDividedInt(r).multipliedInt(r)
+        let p = try Tensor.stack([x, y, z], dim: 1).to(.float32)  // [R^3, 3]
+        let blobs = 6
+        let centres = try Tensor.rand([blobs, 3], device: device, generator: generator) * (Double(r) * 0.4) + Double(r) * 0.3
+        let radii = try Tensor.rand([blobs], device: device, generator: generator) * (Double(r) * 0.12) + Double(r) * 0.1
+        let distance = try (p.unsqueeze(1) - centres.unsqueeze(0)).norm(2, dims: [2]) - radii.unsqueeze(0)  // [R^3, K]
+        let field = try distance.amin([1]).abs()
+        let nearest = try field.neg().topk(count, dim: 0).indices
+        let sorted = try nearest.sort(dim: 0).values
+        let zeros = try Tensor.zeros([count], dtype: .int64, device: device)
+        let sx = try sorted.floorDividedInt(r * r), sy = try sorted.floorDividedInt(r) - sorted.floorDividedInt(r * r).multipliedInt(r)
+        let sz = try sorted - sorted.floorDividedInt(r).multipliedInt(r)
+        return try Tensor.stack([zeros, sx, sy, sz], dim: 1).to(.int32)
+    }
+}
+
+/// Host-clock timing around device synchronisation, with the peak memory of the measured work.
+private struct StageClock {
+    let device: Device
+    let iterations: Int
+
+    struct Measurement {
+        let ms: Double
+        let memory: String
+    }
+
+    private func sync() throws { if case .cuda(let i) = device { try CUDA.synchronize(i) } }
+
+    private func timed(_ body: () throws -> Void) throws -> Double {
+        try sync()
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        try sync()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+    }
+
+    private func memoryNote() throws -> String {
+        guard case .cuda(let i) = device else { return "" }
+        let s = try CUDA.memoryStats(i)
+        return String(format: "peak %.2f GiB", Double(s.peakAllocated) / 1_073_741_824)
+    }
+
+    private func resetPeak() throws { if case .cuda(let i) = device { try CUDA.resetPeakMemory(i) } }
+
+    func once(_ body: () throws -> Void) throws -> Measurement {
+        try resetPeak()
+        let ms = try timed(body)
+        return Measurement(ms: ms, memory: try memoryNote())
+    }
+
+    /// One warm-up run, then the median of `iterations` runs.
+    func median(_ body: () throws -> Void) throws -> Measurement {
+        try body()
+        try resetPeak()
+        var times: [Double] = []
+        for _ in 0..<iterations { times.append(try timed(body)) }
+        times.sort()
+        return Measurement(ms: times[times.count / 2], memory: try memoryNote())
+    }
+}
