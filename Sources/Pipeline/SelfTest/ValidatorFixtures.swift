@@ -13,6 +13,7 @@ public enum ValidatorFixtures {
 
     public static let handlers: [String: FixtureHandler] = [
         "CLIP": clip,
+        "DINOv2Net": qualityHead,
         "ValidatorPreprocessing": preprocessing,
         "TextVSImageMetric.score_text_alignment": textAlignment,
         aggregationCaseName: aggregation,
@@ -51,6 +52,37 @@ public enum ValidatorFixtures {
             results.append(try .compare(key, got: got, expected: io.tensor(key), atol: featureTolerance, rtol: featureTolerance))
         }
         return results
+    }
+
+    // MARK: quality scorer
+
+    static func qualityHead(_ c: FixtureCase) throws -> [TensorComparison] {
+        guard let backboneArgs = c.args["backbone_config"] else {
+            throw FixtureError.malformed(c.label, "args.backbone_config missing")
+        }
+        let config = try JSONDecoder().decode(DINOv2.Config.self,
+                                              from: JSONSerialization.data(withJSONObject: backboneArgs))
+        // The fixture's views are already at the tiny model's size, so the validator's resize is the identity there.
+        let scorer = try QualityScorer.load(config: config, source: c.weights(), embeddingDim: c.args["emb_dim"] as? Int,
+                                            resolution: config.imageSize)
+        let io = try c.io()
+        let views = try io.tensor("input.images")
+        let pixels = try ValidatorPreprocessing.dinoPixels(views, resolution: config.imageSize)
+        let hidden = try scorer.backbone(pixels).lastHiddenState
+        let (cls, logits) = try scorer.forward(pixels: pixels)
+        let scores = try scorer.scores(views: views)
+        let tolerance = featureTolerance
+        return [
+            try .compare("input.pixel_values", got: pixels, expected: io.tensor("input.pixel_values"), atol: 1e-6),
+            try .compare("inter.last_hidden_state", got: hidden, expected: io.tensor("inter.last_hidden_state"),
+                         atol: tolerance, rtol: tolerance),
+            try .compare("inter.cls_features", got: cls, expected: io.tensor("inter.cls_features"), atol: tolerance,
+                         rtol: tolerance),
+            try .compare("output.logit", got: logits, expected: io.tensor("output.logit"), atol: tolerance),
+            try .compare("output.score", got: Tensor(scores), expected: io.tensor("output.score"), atol: tolerance),
+            try .compare("output.iqa", got: Tensor(scalar: ValidatorAggregation.iqa(qualityScores: scores)),
+                         expected: io.tensor("output.iqa"), atol: tolerance),
+        ]
     }
 
     // MARK: preprocessing
