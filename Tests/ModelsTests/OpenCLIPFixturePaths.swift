@@ -20,7 +20,7 @@ enum OpenCLIPFixturePaths {
     static func openclip() throws -> URL { try fixtures().appendingPathComponent("openclip") }
 
     /// The small torch.save checkpoints written by scripts/make_pth_fixture.py.
-    static func torchzip(file: String = #filePath) -> URL {
-        URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("Resources/torchzip")
+    static func torchCheckpoints(file: String = #filePath) -> URL {
+        URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("Resources/torch_checkpoints")
     }
 }

@@ -57,6 +57,63 @@ final class OpenCLIPTests: XCTestCase {
                                                        "output.validator_cuda_fp16_autocast_geometric_mean"])
     }
 
+    func testQualityHeadFixture() throws {
+        try runRegistered("quality_head", expecting: ["input.pixel_values", "inter.last_hidden_state",
+                                                      "inter.cls_features", "output.logit", "output.score", "output.iqa"])
+    }
+
+    /// The later validator's `quality_scorer.pth` layout: a torch.save'd DINOv2Net with a torch-hub backbone
+    /// (fused qkv), read by TorchCheckpoint and mapped onto the HF names, must score like the HF fixture.
+    func testQualityScorerFromTorchHubCheckpoint() throws {
+        let c = try fixtureCase("quality_head")
+        let config = try qualityConfig(c)
+        let io = try c.io()
+        let hub = try TorchCheckpoint(url: OpenCLIPFixturePaths.torchCheckpoints().appendingPathComponent("quality_hub.pth"))
+        XCTAssertTrue(hub.keys.contains("backbone.blocks.1.attn.qkv.weight"))
+        let scorer = try QualityScorer.load(config: config, pretrainedBackbone: nil, headCheckpoint: hub)
+        let pixels = try io.tensor("input.pixel_values")
+        let (cls, logits) = try scorer.forward(pixels: pixels)
+        let clsCheck = try TensorComparison.compare("cls", got: cls, expected: io.tensor("inter.cls_features"), atol: 1e-5, rtol: 1e-5)
+        let logitCheck = try TensorComparison.compare("logit", got: logits, expected: io.tensor("output.logit"), atol: 1e-5)
+        print(clsCheck, logitCheck, separator: "\n")
+        XCTAssertTrue(clsCheck.passed && logitCheck.passed)
+    }
+
+    /// commit 5fc61f1b: pretrained HF backbone (bare keys) + a head-only checkpoint loaded with strict=False.
+    /// Backbone tensors in the head checkpoint win over the pretrained ones.
+    func testQualityScorerOverlaysHeadOnPretrainedBackbone() throws {
+        let c = try fixtureCase("quality_head")
+        let config = try qualityConfig(c)
+        let stored = try c.weights()
+        var backbone: [String: Tensor] = [:], head: [String: Tensor] = [:]
+        for key in stored.keys {
+            if key.hasPrefix("backbone.") { backbone[String(key.dropFirst("backbone.".count))] = try stored.tensor(key) }
+            else { head[key] = try stored.tensor(key) }
+        }
+        let pixels = try c.io().tensor("input.pixel_values")
+        let expected = try c.io().tensor("output.logit")
+        let split = try QualityScorer.load(config: config, pretrainedBackbone: TensorDictionary(backbone),
+                                           headCheckpoint: TensorDictionary(head))
+        XCTAssertTrue(try split.forward(pixels: pixels).logits.allClose(expected, rtol: 0, atol: 1e-5))
+        // A "pretrained" backbone with a wrong final norm is overridden by the head checkpoint's copy.
+        var wrong = backbone
+        wrong["layernorm.weight"] = try Tensor.zeros([config.hiddenSize])
+        head["backbone.layernorm.weight"] = backbone["layernorm.weight"]
+        let overlaid = try QualityScorer.load(config: config, pretrainedBackbone: TensorDictionary(wrong),
+                                              headCheckpoint: TensorDictionary(head))
+        XCTAssertTrue(try overlaid.forward(pixels: pixels).logits.allClose(expected, rtol: 0, atol: 1e-5))
+        head["score_head.weight"] = nil
+        XCTAssertThrowsError(try QualityScorer.load(config: config, pretrainedBackbone: TensorDictionary(backbone),
+                                                    headCheckpoint: TensorDictionary(head))) {
+            XCTAssertEqual($0 as? WeightError, .missing("score_head.weight", expected: [1, config.hiddenSize]))
+        }
+    }
+
+    func qualityConfig(_ c: FixtureCase) throws -> DINOv2.Config {
+        let args = try XCTUnwrap(c.args["backbone_config"])
+        return try JSONDecoder().decode(DINOv2.Config.self, from: JSONSerialization.data(withJSONObject: args))
+    }
+
     func testAggregationFixture() throws {
         try runRegistered("aggregate_cases", expecting: [
             "text.knn_decision_scores", "text.knn_threshold", "text.outlier_labels", "text.kept", "text.alignment",

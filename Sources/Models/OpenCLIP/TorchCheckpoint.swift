@@ -16,8 +16,8 @@ public enum TorchCheckpointError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .cannotOpen(let p, let why): return "cannot open torch checkpoint \(p): \(why)"
         case .notZip(let p):
-            return "\(p) is not a zip-format torch checkpoint (torch.save since 1.6 writes zip; the legacy tar/pickle "
-                + "format is not supported)"
+            return "\(p) is not a torch checkpoint (neither the zip format of torch.save since 1.6 nor the legacy "
+                + "pickle stream; the pre-0.4 tar format is not supported)"
         case .corrupt(let p, let why): return "torch checkpoint \(p) is corrupt: \(why)"
         case .unsupported(let p, let why): return "torch checkpoint \(p): \(why) is not supported"
         case .missingKey(let p, let k): return "no tensor '\(k)' in torch checkpoint \(p)"
@@ -25,15 +25,19 @@ public enum TorchCheckpointError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// A `torch.save` checkpoint (the zip format of torch >= 1.6: `<archive>/data.pkl` + `<archive>/data/<key>`
-/// storages, stored uncompressed) served as a `WeightSource` without Python: the pickle is interpreted for the
-/// opcodes and globals a state_dict uses (OrderedDict, `torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`,
-/// storage persistent ids), and tensors are zero-copy views of the memory-mapped file where their layout allows.
+/// A `torch.save` checkpoint served as a `WeightSource` without Python. Both layouts torch writes are read:
+/// the zip format of torch >= 1.6 (`<archive>/data.pkl` + `<archive>/data/<key>` storages, stored uncompressed)
+/// and the legacy stream of earlier releases (still `_use_new_zipfile_serialization=False`, and how older
+/// published weights such as torchvision's AlexNet and the LPIPS layers are stored): magic, version and system
+/// pickles, the data pickle, the storage-key list, then each storage as an 8-byte element count and its bytes.
+/// The pickle is interpreted for the opcodes and globals a state_dict uses (OrderedDict,
+/// `torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, storage persistent ids); tensors are zero-copy
+/// views of the memory-mapped file where their layout allows.
 ///
 /// Nested dicts are flattened with dots (`{"state_dict": {"a.b": t}}` -> `state_dict.a.b`); pass `root` to
 /// serve one sub-dict only (`root: ["state_dict"]` -> `a.b`). Non-tensor leaves (epochs, config strings) are
 /// skipped.
-public final class TorchZipCheckpoint: WeightSource, @unchecked Sendable {
+public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
     struct TensorRecord {
         let storageKey: String
         let dtype: DType
@@ -47,13 +51,42 @@ public final class TorchZipCheckpoint: WeightSource, @unchecked Sendable {
     private let file: MappedFile
     private let records: [String: TensorRecord]
     /// Byte range of each storage inside the mapping.
-    private let storages: [String: (offset: Int, length: Int)]
+    private let storages: StorageRanges
 
     public convenience init(url: URL, root: [String] = []) throws { try self.init(path: url.path, root: root) }
 
     public init(path: String, root: [String] = []) throws {
         self.path = path
         file = try MappedFile(path: path)
+        let (value, storages) = ZipDirectory.isZip(file)
+            ? try Self.readZip(file, path: path)
+            : try Self.readLegacy(file, path: path)
+        var selected = value
+        for component in root {
+            guard case .dict(let d) = selected, let child = d.value(forKey: component) else {
+                throw TorchCheckpointError.missingKey(path, root.joined(separator: "."))
+            }
+            selected = child
+        }
+        var records: [String: TensorRecord] = [:]
+        try Self.flatten(selected, prefix: "", into: &records, path: path)
+        for (key, record) in records {
+            guard let storage = storages[record.storageKey] else {
+                throw TorchCheckpointError.corrupt(path, "storage '\(record.storageKey)' of '\(key)' has no data")
+            }
+            guard let extent = record.byteExtent, extent <= storage.length else {
+                throw TorchCheckpointError.corrupt(path, "tensor '\(key)' (shape \(record.shape), strides "
+                    + "\(record.strides), offset \(record.storageOffset)) reaches past its \(storage.length)-byte storage")
+            }
+        }
+        self.records = records
+        self.storages = storages
+        keys = records.keys.sorted()
+    }
+
+    typealias StorageRanges = [String: (offset: Int, length: Int)]
+
+    static func readZip(_ file: MappedFile, path: String) throws -> (PickleValue, StorageRanges) {
         let zip = try ZipDirectory(file: file, path: path)
         guard let pickleName = zip.entries.keys.filter({ $0.hasSuffix("data.pkl") })
             .min(by: { $0.split(separator: "/").count < $1.split(separator: "/").count }) else {
@@ -64,34 +97,53 @@ public final class TorchZipCheckpoint: WeightSource, @unchecked Sendable {
             let text = String(decoding: file.bytes(order.offset, order.length), as: UTF8.self)
             guard text.hasPrefix("little") else { throw TorchCheckpointError.unsupported(path, "byte order '\(text)'") }
         }
-        let pickleEntry = zip.entries[pickleName]!
-        var unpickler = Unpickler(bytes: file.bytes(pickleEntry.offset, pickleEntry.length), path: path)
-        var value = try unpickler.load()
-        for component in root {
-            guard case .dict(let d) = value, let child = d.value(forKey: component) else {
-                throw TorchCheckpointError.missingKey(path, root.joined(separator: "."))
-            }
-            value = child
+        let entry = zip.entries[pickleName]!
+        var unpickler = Unpickler(bytes: file.bytes(entry.offset, entry.length), path: path)
+        let value = try unpickler.load()
+        var storages: StorageRanges = [:]
+        for key in unpickler.storageTypes.keys {
+            if let data = zip.entries[prefix + "data/" + key] { storages[key] = (data.offset, data.length) }
         }
-        var records: [String: TensorRecord] = [:]
-        try Self.flatten(value, prefix: "", into: &records, path: path)
-        var storages: [String: (offset: Int, length: Int)] = [:]
-        for record in records.values where storages[record.storageKey] == nil {
-            guard let entry = zip.entries[prefix + "data/" + record.storageKey] else {
-                throw TorchCheckpointError.corrupt(path, "storage '\(record.storageKey)' has no data entry")
-            }
-            storages[record.storageKey] = (entry.offset, entry.length)
+        return (value, storages)
+    }
+
+    /// The legacy magic number 0x1950a86a20f9469cfc6c, as pickle's little-endian LONG1 bytes.
+    static let legacyMagic: [UInt8] = [0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
+
+    static func readLegacy(_ file: MappedFile, path: String) throws -> (PickleValue, StorageRanges) {
+        let all = file.bytes(0, file.length)
+        guard all.first == 0x80 else { throw TorchCheckpointError.notZip(path) }
+        var position = 0
+        func next() throws -> (PickleValue, Unpickler) {
+            var u = Unpickler(bytes: all, path: path, position: position)
+            let v = try u.load()
+            position = u.position
+            return (v, u)
         }
-        for (key, record) in records {
-            let length = storages[record.storageKey]!.length
-            guard let extent = record.byteExtent, extent <= length else {
-                throw TorchCheckpointError.corrupt(path, "tensor '\(key)' (shape \(record.shape), strides "
-                    + "\(record.strides), offset \(record.storageOffset)) reaches past its \(length)-byte storage")
-            }
+        guard case .largeInt(let magic) = try next().0, magic == legacyMagic else { throw TorchCheckpointError.notZip(path) }
+        guard case .int(let version) = try next().0, version == 1001 else {
+            throw TorchCheckpointError.unsupported(path, "legacy protocol version other than 1001")
         }
-        self.records = records
-        self.storages = storages
-        keys = records.keys.sorted()
+        if case .dict(let info) = try next().0, case .bool(false)? = info.value(forKey: "little_endian") {
+            throw TorchCheckpointError.unsupported(path, "big-endian legacy data")
+        }
+        let (value, unpickler) = try next()
+        guard case .list(let keyList) = try next().0 else { throw TorchCheckpointError.corrupt(path, "no storage key list") }
+        var storages: StorageRanges = [:]
+        for item in keyList.items {
+            guard case .string(let key) = item, let dtype = unpickler.storageTypes[key] else {
+                throw TorchCheckpointError.corrupt(path, "storage key list names an unknown storage")
+            }
+            guard position <= file.length - 8 else { throw TorchCheckpointError.corrupt(path, "storage '\(key)' is truncated") }
+            let count = file.u64(position)
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+            guard count >= 0, !overflow, position + 8 <= file.length - bytes else {
+                throw TorchCheckpointError.corrupt(path, "storage '\(key)' is truncated")
+            }
+            storages[key] = (position + 8, bytes)
+            position += 8 + bytes
+        }
+        return (value, storages)
     }
 
     static func flatten(_ value: PickleValue, prefix: String, into out: inout [String: TensorRecord],
@@ -147,7 +199,7 @@ public final class TorchZipCheckpoint: WeightSource, @unchecked Sendable {
     }
 }
 
-extension TorchZipCheckpoint.TensorRecord {
+extension TorchCheckpoint.TensorRecord {
     var isContiguous: Bool {
         var expected = 1
         for d in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -213,6 +265,9 @@ struct ZipDirectory {
     }
 
     let entries: [String: Entry]
+
+    /// A zip file starts with a local file header ("PK\u{3}\u{4}").
+    static func isZip(_ file: MappedFile) -> Bool { file.length >= 4 && file.u32(0) == 0x0403_4b50 }
 
     init(file: MappedFile, path: String) throws {
         let n = file.length
@@ -322,8 +377,11 @@ enum PickleValue {
     case list(PickleList)
     case dict(PickleDict)
     case global(String, String)
-    case storage(key: String, dtype: DType?, typeName: String)
-    case tensor(TorchZipCheckpoint.TensorRecord)
+    /// A storage reference; `elementOffset` is where a legacy storage view starts inside its root storage.
+    case storage(key: String, dtype: DType?, typeName: String, elementOffset: Int)
+    /// An integer wider than 64 bits (the legacy format's magic number), little-endian two's complement.
+    case largeInt([UInt8])
+    case tensor(TorchCheckpoint.TensorRecord)
     /// The result of a callable this reader does not model (kept only as a name; using it as data fails).
     case opaque(String)
 }
@@ -336,10 +394,13 @@ struct Unpickler {
     var stack: [PickleValue] = []
     var marks: [Int] = []
     var memo: [Int: PickleValue] = [:]
+    /// Every storage the pickle referenced, with its element type.
+    var storageTypes: [String: DType] = [:]
 
-    init(bytes: UnsafeRawBufferPointer, path: String) {
+    init(bytes: UnsafeRawBufferPointer, path: String, position: Int = 0) {
         self.bytes = bytes
         self.path = path
+        self.position = position
     }
 
     func corrupt(_ why: String) -> TorchCheckpointError { .corrupt(path, "data.pkl: \(why)") }
@@ -403,8 +464,8 @@ struct Unpickler {
             case 0x4D: stack.append(.int(try uint(2)))                  // BININT2
             case 0x8A, 0x8B:                                            // LONG1, LONG4
                 let n = op == 0x8A ? try uint(1) : try uint(4)
-                guard n <= 8 else { throw TorchCheckpointError.unsupported(path, "an integer of \(n) bytes") }
                 let b = try read(n)
+                if n > 8 { stack.append(.largeInt(Array(b))); continue }
                 var v: Int64 = 0
                 for i in stride(from: n - 1, through: 0, by: -1) { v = v << 8 | Int64(b[i]) }
                 if n > 0, n < 8, b[n - 1] & 0x80 != 0 { v -= Int64(1) << (8 * n) }
@@ -519,21 +580,28 @@ struct Unpickler {
         }
     }
 
-    static let storageTypes: [String: DType] = [
+    static let storageClasses: [String: DType] = [
         "FloatStorage": .float32, "DoubleStorage": .float64, "HalfStorage": .float16, "BFloat16Storage": .bfloat16,
         "LongStorage": .int64, "IntStorage": .int32, "ShortStorage": .int16, "CharStorage": .int8,
         "ByteStorage": .uint8, "BoolStorage": .bool, "Float8_e4m3fnStorage": .float8e4m3,
         "Float8_e5m2Storage": .float8e5m2,
     ]
 
-    /// torch's persistent id of a storage: ('storage', storage_type, key, location, numel).
-    func persistentLoad(_ pid: PickleValue) throws -> PickleValue {
+    /// torch's persistent id of a storage: ('storage', storage_type, key, location, numel), plus a sixth item in
+    /// the legacy format: nil or a view (view_key, element offset, view size) of the root storage `key`.
+    mutating func persistentLoad(_ pid: PickleValue) throws -> PickleValue {
         guard case .tuple(let items) = pid, items.count >= 5, case .string("storage") = items[0],
               case .string(let key) = items[2] else {
             throw corrupt("unexpected persistent id")
         }
         guard case .global(_, let typeName) = items[1] else { throw corrupt("storage type is not a class") }
-        return .storage(key: key, dtype: Self.storageTypes[typeName], typeName: typeName)
+        let dtype = Self.storageClasses[typeName]
+        if let dtype { storageTypes[key] = dtype }
+        var elementOffset = 0
+        if items.count >= 6, case .tuple(let view) = items[5], view.count >= 2, case .int(let offset) = view[1] {
+            elementOffset = offset
+        }
+        return .storage(key: key, dtype: dtype, typeName: typeName, elementOffset: elementOffset)
     }
 
     func ints(_ value: PickleValue, _ what: String) throws -> [Int] {
@@ -556,15 +624,15 @@ struct Unpickler {
             }
             return .dict(dict)
         case ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor"):
-            guard arguments.count >= 4, case .storage(let key, let dtype, let typeName) = arguments[0],
+            guard arguments.count >= 4, case .storage(let key, let dtype, let typeName, let base) = arguments[0],
                   case .int(let offset) = arguments[1] else {
                 throw corrupt("\(name) with unexpected arguments")
             }
             guard let dtype else { throw TorchCheckpointError.unsupported(path, "tensor storage type \(typeName)") }
             let shape = try ints(arguments[2], "tensor size"), strides = try ints(arguments[3], "tensor stride")
             guard shape.count == strides.count else { throw corrupt("tensor size and stride differ in rank") }
-            return .tensor(TorchZipCheckpoint.TensorRecord(storageKey: key, dtype: dtype, storageOffset: offset,
-                                                           shape: shape, strides: strides))
+            return .tensor(TorchCheckpoint.TensorRecord(storageKey: key, dtype: dtype, storageOffset: base + offset,
+                                                        shape: shape, strides: strides))
         case ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"):
             guard let data = arguments.first else { throw corrupt("\(name) without data") }
             return data

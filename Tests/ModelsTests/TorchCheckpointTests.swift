@@ -4,10 +4,10 @@ import Models
 import NN
 import TorchShim
 
-/// TorchZipCheckpoint against checkpoints written by torch 2.13 (scripts/make_pth_fixture.py): every tensor must
-/// equal, bit for bit, the contiguous copy torch wrote to expected.safetensors.
-final class TorchZipCheckpointTests: XCTestCase {
-    let dir = OpenCLIPFixturePaths.torchzip()
+/// TorchCheckpoint against checkpoints written by torch 2.13 (scripts/make_pth_fixture.py), in the zip and the
+/// legacy layout: every tensor must equal, bit for bit, the contiguous copy torch wrote to expected.safetensors.
+final class TorchCheckpointTests: XCTestCase {
+    let dir = OpenCLIPFixturePaths.torchCheckpoints()
 
     func expected() throws -> SafeTensorsFile {
         try SafeTensorsFile(url: dir.appendingPathComponent("expected.safetensors"))
@@ -20,7 +20,15 @@ final class TorchZipCheckpointTests: XCTestCase {
     }
 
     func testStateDictMatchesTorchBitForBit() throws {
-        let checkpoint = try TorchZipCheckpoint(url: dir.appendingPathComponent("state_dict.pth"))
+        try checkStateDict("state_dict.pth")
+    }
+
+    func testLegacyFormatMatchesTorchBitForBit() throws {
+        try checkStateDict("legacy.pth")
+    }
+
+    func checkStateDict(_ name: String) throws {
+        let checkpoint = try TorchCheckpoint(url: dir.appendingPathComponent(name))
         let reference = try expected()
         let wanted = reference.keys.filter { !$0.hasPrefix("nested.") }
         XCTAssertEqual(checkpoint.keys, wanted.sorted())
@@ -38,7 +46,7 @@ final class TorchZipCheckpointTests: XCTestCase {
     }
 
     func testProtocol4NestedDictionaryIsFlattened() throws {
-        let checkpoint = try TorchZipCheckpoint(url: dir.appendingPathComponent("nested_p4.pth"))
+        let checkpoint = try TorchCheckpoint(url: dir.appendingPathComponent("nested_p4.pth"))
         let reference = try expected()
         let wanted = reference.keys.filter { $0.hasPrefix("nested.") }
         XCTAssertEqual(checkpoint.keys, wanted.map { String($0.dropFirst("nested.".count)) }.sorted())
@@ -46,15 +54,15 @@ final class TorchZipCheckpointTests: XCTestCase {
             let local = String(key.dropFirst("nested.".count))
             try assertSame(checkpoint.tensor(local), reference.tensor(key), key)
         }
-        let rooted = try TorchZipCheckpoint(url: dir.appendingPathComponent("nested_p4.pth"), root: ["state_dict"])
+        let rooted = try TorchCheckpoint(url: dir.appendingPathComponent("nested_p4.pth"), root: ["state_dict"])
         XCTAssertEqual(rooted.keys, ["conv.bias", "conv.weight", "head.weight"])
-        XCTAssertThrowsError(try TorchZipCheckpoint(url: dir.appendingPathComponent("nested_p4.pth"), root: ["model"])) {
+        XCTAssertThrowsError(try TorchCheckpoint(url: dir.appendingPathComponent("nested_p4.pth"), root: ["model"])) {
             XCTAssertEqual($0 as? TorchCheckpointError, .missingKey(self.dir.appendingPathComponent("nested_p4.pth").path, "model"))
         }
     }
 
     func testServesAWeightLoader() throws {
-        let checkpoint = try TorchZipCheckpoint(url: dir.appendingPathComponent("state_dict.pth"))
+        let checkpoint = try TorchCheckpoint(url: dir.appendingPathComponent("state_dict.pth"))
         let loader = WeightLoader(checkpoint, dtype: .float16)
         let head = try Linear(loader.pp("head"), inFeatures: 4, outFeatures: 2, bias: false)
         XCTAssertEqual(head.weight.dtype, .float16)
@@ -67,25 +75,33 @@ final class TorchZipCheckpointTests: XCTestCase {
     }
 
     func testCompressedEntriesAreRefused() throws {
-        XCTAssertThrowsError(try TorchZipCheckpoint(url: dir.appendingPathComponent("deflated.pth"))) { error in
+        XCTAssertThrowsError(try TorchCheckpoint(url: dir.appendingPathComponent("deflated.pth"))) { error in
             guard case .unsupported(_, let why)? = error as? TorchCheckpointError else { return XCTFail("\(error)") }
             XCTAssertTrue(why.contains("compressed"), why)
         }
     }
 
     func testBrokenFilesGiveErrors() throws {
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("torchzip-\(UUID().uuidString)")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("torchcheckpoint-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: tmp) }
         let original = try Data(contentsOf: dir.appendingPathComponent("state_dict.pth"))
 
+        let legacy = try Data(contentsOf: dir.appendingPathComponent("legacy.pth"))
+        let truncatedLegacy = tmp.appendingPathComponent("truncated_legacy.pth")
+        try legacy.prefix(legacy.count - 7).write(to: truncatedLegacy)
+        XCTAssertThrowsError(try TorchCheckpoint(url: truncatedLegacy)) {
+            guard case .corrupt(_, let why)? = $0 as? TorchCheckpointError else { return XCTFail("\($0)") }
+            XCTAssertTrue(why.contains("truncated"), why)
+        }
+
         let truncated = tmp.appendingPathComponent("truncated.pth")
         try original.prefix(original.count / 2).write(to: truncated)
-        XCTAssertThrowsError(try TorchZipCheckpoint(url: truncated)) { XCTAssertTrue($0 is TorchCheckpointError, "\($0)") }
+        XCTAssertThrowsError(try TorchCheckpoint(url: truncated)) { XCTAssertTrue($0 is TorchCheckpointError, "\($0)") }
 
         let text = tmp.appendingPathComponent("text.pth")
         try Data(String(repeating: "not a zip file\n", count: 10).utf8).write(to: text)
-        XCTAssertThrowsError(try TorchZipCheckpoint(url: text)) {
+        XCTAssertThrowsError(try TorchCheckpoint(url: text)) {
             XCTAssertEqual($0 as? TorchCheckpointError, .notZip(text.path))
         }
 
@@ -98,12 +114,12 @@ final class TorchZipCheckpointTests: XCTestCase {
         bytes[dataStart] = 0xFF
         let badPickle = tmp.appendingPathComponent("bad_pickle.pth")
         try Data(bytes).write(to: badPickle)
-        XCTAssertThrowsError(try TorchZipCheckpoint(url: badPickle)) { error in
+        XCTAssertThrowsError(try TorchCheckpoint(url: badPickle)) { error in
             guard case .unsupported(_, let why)? = error as? TorchCheckpointError else { return XCTFail("\(error)") }
             XCTAssertTrue(why.contains("opcode 0xff"), why)
         }
 
-        XCTAssertThrowsError(try TorchZipCheckpoint(url: tmp.appendingPathComponent("missing.pth"))) {
+        XCTAssertThrowsError(try TorchCheckpoint(url: tmp.appendingPathComponent("missing.pth"))) {
             guard case .cannotOpen? = $0 as? TorchCheckpointError else { return XCTFail("\($0)") }
         }
     }
