@@ -10,14 +10,14 @@ import TorchShim
 ///     ssim   = (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2)),  C1 = 0.01^2, C2 = 0.03^2
 ///     value  = mean over channels and pixels
 ///
-/// torchmetrics 1.5 (PR #2721, Sept 2024) averages the whole H x W map; earlier releases cropped the 5 px
-/// border first (`cropBorder`). The validator's torchmetrics version is not pinned in its repository.
+/// torchmetrics 1.4.2 and later (PR #2721) average the whole H x W map; 1.4.1 and earlier cropped the 5 px
+/// border first (`cropBorder`). The validator's repository does not pin its torchmetrics version.
 public struct ValidatorSSIM: Sendable {
     public var sigma: Double
     public var k1: Double
     public var k2: Double
     public var dataRange: Double
-    /// Average only the interior (torchmetrics < 1.5).
+    /// Average only the interior (torchmetrics <= 1.4.1).
     public var cropBorder: Bool
 
     public init(sigma: Double = 1.5, k1: Double = 0.01, k2: Double = 0.03, dataRange: Double = 1,

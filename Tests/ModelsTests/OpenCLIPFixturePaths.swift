@@ -24,3 +24,10 @@ enum OpenCLIPFixturePaths {
         URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("Resources/torch_checkpoints")
     }
 }
+
+extension OpenCLIPFixturePaths {
+    /// A folder of this test target's Resources (written by the scripts named in each test).
+    static func fixtureResources(_ name: String, file: String = #filePath) -> URL {
+        URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("Resources/\(name)")
+    }
+}
