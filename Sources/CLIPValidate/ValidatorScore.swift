@@ -116,7 +116,8 @@ public enum ValidatorAggregation {
                            lpipsPairs: lpipsPairs)
     }
 
-    static func verdict(alignment: Double, qualityScores: [Double], ssimPairs: [Double],
+    /// The verdict for an alignment already computed (text or image path) and the per-view image metrics.
+    public static func verdict(alignment: Double, qualityScores: [Double], ssimPairs: [Double],
                         lpipsPairs: [Double]) throws -> ValidatorVerdict {
         guard !qualityScores.isEmpty else { throw ValidatorScoreError.tooFewValues("IQA", got: 0, needed: 1) }
         let iqa = self.iqa(qualityScores: qualityScores)

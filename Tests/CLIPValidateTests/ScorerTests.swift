@@ -221,4 +221,32 @@ final class ScorerTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("one prompt"), "\($0)")
         }
     }
+
+    // MARK: real-size structure and the benchmark
+
+    /// The quality key enumeration reproduces the fixture's DINOv2Net checkpoint exactly; at real size
+    /// (dinov2-small + heads) the loader accepts it in full.
+    func testQualityRealSizeKeySetLoads() throws {
+        let dir = try ScorerFixturePaths.openclip()
+        let json = try ScorerFixturePaths.json("quality_head.json")
+        let args = try dictionary(json["args"])
+        let config = try JSONDecoder().decode(DINOv2.Config.self,
+                                              from: JSONSerialization.data(withJSONObject: try XCTUnwrap(args["backbone_config"])))
+        let stored = try SafeTensorsFile(url: dir.appendingPathComponent("quality_head.safetensors"))
+        let expected = QualityScorer.expectedTensors(config: config, embeddingDim: 8)
+        XCTAssertEqual(Set(expected.keys), Set(stored.keys))
+        for key in stored.keys { XCTAssertEqual(expected[key], stored.info(key)?.shape, key) }
+        let real = QualityScorer.expectedTensors(config: ValidatorScorerBenchmark.dinov2Small)
+        XCTAssertEqual(real["backbone.embeddings.position_embeddings"], [1, 1 + 37 * 37, 384])
+        let manifest = ManifestWeights(real.mapValues { TensorInfo(dtype: .float32, shape: $0) })
+        let scorer = try QualityScorer.load(config: ValidatorScorerBenchmark.dinov2Small, source: manifest, embeddingDim: 256)
+        XCTAssertEqual(scorer.resolution, 518)
+    }
+
+    /// A CPU smoke run of the GPU benchmark with the tiny configurations (not a timing test).
+    func testBenchmarkRunsWithTinyConfigurations() throws {
+        let rows = try ValidatorScorerBenchmark.run(device: .cpu, dtype: .float16, tiny: true, iterations: 1, warmup: 0)
+        XCTAssertEqual(rows.count, 2 * 4 + 2 + 2 + 1)
+        XCTAssertTrue(rows.allSatisfy { $0.milliseconds > 0 })
+    }
 }

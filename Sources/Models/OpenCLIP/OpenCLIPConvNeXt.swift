@@ -21,6 +21,17 @@ public final class OpenCLIPConvNeXt {
         /// open_clip's `timm_model_kwargs` (newer open_clip; the fixture used it to shrink the model).
         public var depths: [Int]?
         public var dims: [Int]?
+
+        public init(timmModelName: String, timmPool: String = "", timmProj: String = "mlp", timmProjBias: Bool = false,
+                    imageSize: Int = 224, depths: [Int]? = nil, dims: [Int]? = nil) {
+            self.timmModelName = timmModelName
+            self.timmPool = timmPool
+            self.timmProj = timmProj
+            self.timmProjBias = timmProjBias
+            self.imageSize = imageSize
+            self.depths = depths
+            self.dims = dims
+        }
     }
 
     public struct TextConfig: Sendable, Equatable {
@@ -30,6 +41,16 @@ public final class OpenCLIPConvNeXt {
         public var heads: Int
         public var layers: Int
         public var mlpRatio: Double
+
+        public init(contextLength: Int = 77, vocabSize: Int = 49408, width: Int, heads: Int, layers: Int,
+                    mlpRatio: Double = 4) {
+            self.contextLength = contextLength
+            self.vocabSize = vocabSize
+            self.width = width
+            self.heads = heads
+            self.layers = layers
+            self.mlpRatio = mlpRatio
+        }
     }
 
     /// The open_clip model-config JSON (`convnext_large_d.json`, or the fixture's `args`).
