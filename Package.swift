@@ -31,7 +31,8 @@ let package = Package(
         // Neural-network building blocks over TorchShim (Linear, norms, conv, attention, weight loading).
         .target(name: "NN", dependencies: ["TorchShim"], swiftSettings: strict),
         // Tokenizers (CLIP BPE, T5 sentencepiece unigram): pure Swift.
-        .target(name: "Tokenizers", swiftSettings: strict),
+        .target(name: "Tokenizers", resources: [.copy("Resources/bpe_simple_vocab_16e6.txt.gz")],
+                swiftSettings: strict),
         // One file per architecture: DINOv2, TRELLIS, FLUX (+T5, CLIP text, VAE), BiRefNet, LGM, open_clip.
         .target(name: "Models", dependencies: ["NN", "TorchShim", "Tokenizers", "PLY"], swiftSettings: strict),
         // Gaussian splat type, PLY read/write.
@@ -68,7 +69,8 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], swiftSettings: strict),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Resources")],
+                    swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], exclude: ["Resources"],
                     swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),

@@ -37,3 +37,16 @@ struct TrellisBench: ParsableCommand {
         }
     }
 }
+
+struct BiRefNetBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "birefnet", abstract: "BiRefNet (Swin-L) at 1024^2: backbone passes, decoder, whole forward.")
+    @OptionGroup var options: DeviceOptions
+    @Option(help: "manifest_BiRefNet_general.json (fixtures/birefnet).") var manifest: String
+
+    func run() throws {
+        let (device, dtype) = try options.resolved()
+        printBenchHeader("BiRefNet general, random weights at real size", device: device, dtype: dtype)
+        for row in try BiRefNetBenchmark.run(device: device, dtype: dtype, manifestPath: manifest) { print(row) }
+    }
+}

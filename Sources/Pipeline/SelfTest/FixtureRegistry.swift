@@ -12,11 +12,15 @@ public enum FixtureRegistry {
     static let families: [[String: FixtureHandler]] = [
         FluxFixtures.handlers,
         TrellisSparseFixtures.handlers,
+        TrellisPipelineFixtures.handlers,
         TrellisDenseFixtures.handlers,
+        BiRefNetFixtures.handlers,
         ValidatorFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {
-        []
+        [
+            BiRefNetFixtures.scan,
+        ]
     }
 }

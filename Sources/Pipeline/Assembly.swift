@@ -1,0 +1,151 @@
+import Foundation
+import Imaging
+import Models
+import ModelStore
+import TorchShim
+
+/// How to build the pipeline of one worker.
+public struct AssemblyOptions {
+    public var device: Device
+    /// Folders searched for models already present, besides the Hugging Face cache.
+    public var modelsDirectories: [String]
+    /// Where the tiny random-weight smoke networks live (assets/smoke of the repository).
+    public var smokeDirectory: URL?
+    /// Use the smoke networks even when real weights are present.
+    public var forceSmoke: Bool
+    /// Refuse to fall back to the smoke networks (fail instead).
+    public var requireReal: Bool
+    public var fluxSize: Int
+    public var fluxFloat8: Bool
+
+    public init(device: Device, modelsDirectories: [String] = [], smokeDirectory: URL? = nil, forceSmoke: Bool = false,
+                requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false) {
+        self.device = device
+        self.modelsDirectories = modelsDirectories
+        self.smokeDirectory = smokeDirectory
+        self.forceSmoke = forceSmoke
+        self.requireReal = requireReal
+        self.fluxSize = fluxSize
+        self.fluxFloat8 = fluxFloat8
+    }
+}
+
+public struct AssembledPipeline {
+    public var pipeline: GenerationPipeline
+    public var name: String
+    public var isSmoke: Bool
+    /// Loaded stage -> where its weights came from.
+    public var loaded: [String: String]
+    /// What is missing, each with the command that fetches it.
+    public var missing: [String]
+}
+
+/// Builds the generation pipeline from the models that are present: real weights from the model store where
+/// found, otherwise (when TRELLIS itself is missing) the clearly labelled smoke pipeline of tiny random networks.
+public enum PipelineAssembly {
+    /// Finds assets/smoke by walking up from `start` (the working directory, then the executable's folder).
+    public static func findSmokeDirectory(from starts: [URL]) -> URL? {
+        for start in starts {
+            var dir = start.standardizedFileURL
+            for _ in 0..<6 {
+                let candidate = dir.appendingPathComponent("assets/smoke")
+                if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("trellis/pipeline.json").path) {
+                    return candidate
+                }
+                dir.deleteLastPathComponent()
+            }
+        }
+        return nil
+    }
+
+    public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
+        let report = store.check(pipeline: .default)
+        let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
+        func location(_ name: String) -> URL? {
+            guard let spec = ModelRegistry.model(named: name), let loc = store.locate(model: spec) else { return nil }
+            return URL(fileURLWithPath: loc.path)
+        }
+        let device = options.device
+        let trellisDType: DType = device.isCUDA ? .float16 : .float32
+        let fluxDType: DType = device.isCUDA ? .bfloat16 : .float32
+
+        if !options.forceSmoke, let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") {
+            var loaded = ["trellis": trellis.path, "dinov2": dino.path]
+            let model = try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: trellisDType)
+            var textToImage: TextToImageStage? = nil
+            if let flux = location("flux1-schnell") {
+                let format: FluxWeightFormat = options.fluxFloat8 ? .float8(Float8Options()) : .dense
+                let pipe = try FluxPipeline.load(folder: flux, device: device, dtype: fluxDType, transformerFormat: format)
+                textToImage = FluxTextToImageStage(pipeline: pipe, tokenizer: try FluxFolderTokenizer(folder: flux),
+                                                   device: device, size: options.fluxSize)
+                loaded["flux"] = flux.path
+            }
+            var remover: BackgroundRemovalStage? = nil
+            if let birefnet = location("birefnet") {
+                // BiRefNet's reference runs fp16 on GPU; fp32 on the CPU.
+                remover = try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: device.isCUDA ? .float16 : .float32)
+                loaded["birefnet"] = birefnet.path
+            }
+            let pipeline = GenerationPipeline(
+                textToImage: textToImage, backgroundRemoval: remover, gaussians: TrellisGaussianStage(model: model),
+                validator: nil, missingAdvice: advice(missing))
+            return AssembledPipeline(pipeline: pipeline, name: "trellis-image-large" + (textToImage == nil ? "" : " + flux.1-schnell"),
+                                     isSmoke: false, loaded: loaded, missing: missing)
+        }
+        if options.requireReal {
+            throw PipelineError.missingStage("real weights are required but missing:\n  " + missing.joined(separator: "\n  "))
+        }
+        guard let smoke = options.smokeDirectory else {
+            throw PipelineError.missingStage("no real weights and no smoke assets (assets/smoke) found; missing:\n  "
+                + missing.joined(separator: "\n  "))
+        }
+        return try buildSmoke(smoke, device: device, missing: missing)
+    }
+
+    /// The smoke pipeline: every stage runs (tiny FLUX, tiny BiRefNet at 256 px, tiny TRELLIS) on random weights, fp32.
+    public static func buildSmoke(_ dir: URL, device: Device, missing: [String] = []) throws -> AssembledPipeline {
+        let model = try TrellisImageTo3D.load(folder: dir.appendingPathComponent("trellis"),
+                                              dinov2Folder: dir.appendingPathComponent("dinov2"), device: device, dtype: .float32)
+        let fluxDir = dir.appendingPathComponent("flux")
+        let flux = try FluxPipeline.load(folder: fluxDir, device: device, dtype: .float32)
+        let textToImage = FluxTextToImageStage(pipeline: flux, tokenizer: SmokeTokenizer(clipVocab: 1000, t5Vocab: 100),
+                                               device: device, template: .disabled, size: 32, name: "smoke-flux")
+        textToImage.truncatePooledEmbedding = true
+        let remover = try BiRefNetRemover(checkpoint: dir.appendingPathComponent("birefnet"), device: device, dtype: .float32,
+                                          options: BiRefNetRemoverOptions(inputWidth: 256, inputHeight: 256))
+        let pipeline = GenerationPipeline(textToImage: textToImage, backgroundRemoval: remover,
+                                          gaussians: TrellisGaussianStage(model: model, name: "smoke-trellis"),
+                                          validator: nil, missingAdvice: advice(missing))
+        return AssembledPipeline(pipeline: pipeline, name: "smoke (tiny random-weight networks; NOT real generation)",
+                                 isSmoke: true, loaded: ["smoke": dir.path], missing: missing)
+    }
+
+    static func advice(_ missing: [String]) -> [String: String] {
+        func find(_ name: String) -> String? { missing.first { $0.hasPrefix(name + ":") } }
+        var a: [String: String] = [:]
+        if let m = find("flux1-schnell") { a["text-to-image"] = "text prompts need FLUX.1-schnell, which is not present (\(m))" }
+        if let m = find("birefnet") {
+            a["background-removal"] = "this image has no transparency and BiRefNet is not present (\(m)); "
+                + "send an RGBA image with the object cut out"
+        }
+        a["validation"] = "the validator scorers are not loaded"
+        return a
+    }
+}
+
+/// Token ids for the smoke FLUX: bytes of the prompt folded into the tiny vocabularies (there are no tokenizer files
+/// for random networks). Only the smoke pipeline uses it.
+public struct SmokeTokenizer: FluxPromptTokenizer {
+    public let clipVocab: Int
+    public let t5Vocab: Int
+
+    public func ids(_ text: String) throws -> (clip: [Int32], t5: [Int32]) {
+        let bytes = Array(text.utf8)
+        func fold(_ n: Int, _ vocab: Int) -> [Int32] {
+            (0..<n).map { i in i < bytes.count ? Int32(2 + Int(bytes[i]) % (vocab - 2)) : 0 }
+        }
+        var clip = fold(77, clipVocab)
+        clip[Swift.min(bytes.count, 76)] = 2 // the tiny CLIP pools at argmax(ids); make it the end of the text
+        return (clip, fold(24, t5Vocab))
+    }
+}

@@ -1,1 +1,0 @@
-// Tokenizers: see Package.swift for this target's job.

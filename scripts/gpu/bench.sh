@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# On the CUDA machine after remote-setup.sh: runs the named benchmark groups, each next to its PyTorch reference in
+# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke ply
+set -uo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+out="${OUT:-$root/bench-out}"
+mkdir -p "$out"
+export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+g=.gpu/bin/gen3d
+for group in "$@"; do
+  case "$group" in
+    matmul)
+      $g microbench matmul --n 8192 --iterations 30
+      python3 scripts/bench/torch_matmul.py --n 8192 --iterations 30 ;;
+    trellis)
+      $g microbench trellis --manifests .gpu/manifests --dtype float16 --voxels 20000
+      python3 scripts/bench/transformers_dinov2.py ;;
+    flux)
+      $g microbench flux --dtype bfloat16
+      python3 scripts/bench/diffusers_flux.py ;;
+    birefnet)
+      $g microbench birefnet --dtype float16 --manifest .gpu/manifests/manifest_BiRefNet_general.json ;;
+    smoke)
+      # the whole daemon path on the GPU with the tiny networks (every stage's CUDA code runs)
+      $g generate "a red chair" --smoke --device cuda --out "$out/smoke_text.ply" --no-validate
+      $g generate --image assets/smoke/test_rgba.png --smoke --device cuda --out "$out/smoke_image.ply" --no-validate ;;
+    ply)
+      $g bench-ply --gaussians 500000 ;;
+    *) echo "unknown group $group" ;;
+  esac 2>&1 | tee -a "$out/bench-$group.log"
+done
