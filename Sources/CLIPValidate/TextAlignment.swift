@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import NN
+import Tokenizers
 import TorchShim
 
 /// One prompt against the rendered views, as `TextVSImageMetric.score_text_alignment` computes it with the
@@ -55,5 +56,12 @@ public final class TextAlignmentScorer {
     /// The same with a prompt already tokenised (open_clip SimpleTokenizer ids, at most context_length).
     public func score(views: Tensor, promptTokenIDs: [Int]) throws -> TextAlignmentResult {
         try score(views: views, tokenIDs: model.text.idTensor([promptTokenIDs]))
+    }
+
+    /// The same with the prompt text, tokenised like the validator (`open_clip.get_tokenizer("convnext_large_d")`:
+    /// `CLIPTokenizer.openCLIP()`, context 77, truncated with the EOT kept).
+    public func score(views: Tensor, prompt: String, tokenizer: CLIPTokenizer) throws -> TextAlignmentResult {
+        let ids = try tokenizer.encode(prompt, contextLength: model.text.config.contextLength).map { Int64($0) }
+        return try score(views: views, tokenIDs: Tensor(ids, shape: [1, ids.count]))
     }
 }

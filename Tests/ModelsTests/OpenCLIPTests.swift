@@ -4,6 +4,7 @@ import CLIPValidate
 import Models
 import NN
 import Pipeline
+import Tokenizers
 import TorchShim
 
 /// The open_clip convnext_large_d port and the validator's scorers against fixtures/openclip (README tolerances:
@@ -52,7 +53,7 @@ final class OpenCLIPTests: XCTestCase {
     }
 
     func testTextAlignmentEndToEndFixture() throws {
-        try runRegistered("alignment_e2e", expecting: ["inter.clip_scores", "inter.kept", "output.geometric_mean",
+        try runRegistered("alignment_e2e", expecting: ["input.text (tokenized prompt)", "inter.clip_scores", "inter.kept", "output.geometric_mean",
                                                        "output.alignment",
                                                        "output.validator_cuda_fp16_autocast_geometric_mean"])
     }
@@ -112,6 +113,23 @@ final class OpenCLIPTests: XCTestCase {
     func qualityConfig(_ c: FixtureCase) throws -> DINOv2.Config {
         let args = try XCTUnwrap(c.args["backbone_config"])
         return try JSONDecoder().decode(DINOv2.Config.self, from: JSONSerialization.data(withJSONObject: args))
+    }
+
+    func testTokenizerFixture() throws {
+        try runRegistered("tokenizer_cases", expecting: [])
+    }
+
+    /// The prompt text through the bundled open_clip tokenizer gives the fixture's ids and the same alignment.
+    func testTextAlignmentFromPromptText() throws {
+        let (model, _) = try loadTinyCLIP()
+        let e2e = try fixtureCase("alignment_e2e")
+        let prompt = try XCTUnwrap(e2e.json["prompt"] as? String)
+        let io = try e2e.io()
+        let scorer = TextAlignmentScorer(model: model)
+        let fromText = try scorer.score(views: io.tensor("input.views"), prompt: prompt, tokenizer: CLIPTokenizer.openCLIP())
+        let fromIDs = try scorer.score(views: io.tensor("input.views"), tokenIDs: io.tensor("input.text"))
+        XCTAssertEqual(fromText.cosines, fromIDs.cosines)
+        XCTAssertEqual(fromText.alignment, try io.tensor("output.alignment").item(), accuracy: 1e-5)
     }
 
     func testAggregationFixture() throws {
