@@ -84,4 +84,39 @@ final class ValidatorSimilarityTests: XCTestCase {
             XCTAssertEqual($0 as? WeightError, .unexpected(["features.13.weight"]))
         }
     }
+
+    /// The whole text-task judgement on the e2e fixture's 16 views with the tiny CLIP and quality models and the
+    /// oracle's LPIPS weights: each part equals the scorer run alone, and the verdict is the aggregation of them.
+    func testJudgeComposesTheScorers() throws {
+        let openclip = try OpenCLIPFixturePaths.openclip()
+        func args(_ name: String) throws -> [String: Any] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: openclip.appendingPathComponent(name)))
+            return try XCTUnwrap((json as? [String: Any])?["args"] as? [String: Any])
+        }
+        let clipConfig = try JSONDecoder().decode(OpenCLIPConvNeXt.Config.self,
+                                                  from: JSONSerialization.data(withJSONObject: try args("clip_convnext.json")))
+        let clip = try OpenCLIPConvNeXt.load(config: clipConfig,
+                                             source: SafeTensors.open(openclip.appendingPathComponent("clip_convnext.safetensors")))
+        let dinoConfig = try JSONDecoder().decode(
+            DINOv2.Config.self, from: JSONSerialization.data(withJSONObject: try XCTUnwrap(try args("quality_head.json")["backbone_config"])))
+        let quality = try QualityScorer.load(config: dinoConfig,
+                                             source: SafeTensors.open(openclip.appendingPathComponent("quality_head.safetensors")),
+                                             resolution: dinoConfig.imageSize)
+        let lpips = try ValidatorLPIPS.load(alexnet: alexnetRandomState(),
+                                            linear: TorchCheckpoint(url: dir.appendingPathComponent("lpips_alex_lin.pth")))
+        let judge = ValidatorJudge(alignment: TextAlignmentScorer(model: clip), quality: quality, lpips: lpips)
+        let io = try SafeTensorsFile(url: openclip.appendingPathComponent("alignment_e2e_io.safetensors"))
+        let views = try io.tensor("input.views"), ids = try io.tensor("input.text")
+        let result = try judge.judge(views: views, tokenIDs: ids)
+        XCTAssertEqual(result.alignment.alignment, try io.tensor("output.alignment").item(), accuracy: 1e-5)
+        XCTAssertEqual(result.qualityScores, try quality.scores(views: views))
+        XCTAssertEqual(result.ssimPairs, try ValidatorSSIM().pairScores(views: views))
+        XCTAssertEqual(result.lpipsPairs, try lpips.pairScores(views: views))
+        let expected = try ValidatorAggregation.textVerdict(cosines: result.alignment.cosines, qualityScores: result.qualityScores,
+                                                            ssimPairs: result.ssimPairs, lpipsPairs: result.lpipsPairs)
+        XCTAssertEqual(result.verdict.score, expected.score)
+        XCTAssertEqual(result.qualityScores.count, 16)
+        XCTAssertEqual(result.ssimPairs.count, 16)
+        print("judge: \(result.verdict)")
+    }
 }
