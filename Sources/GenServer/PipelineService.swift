@@ -83,10 +83,11 @@ final class PipelineService: GenerationService {
         headers.add("X-Gaussians", String(outcome.splat.count))
         headers.add("X-Seed", String(outcome.attempts.last?.seed ?? job.seed))
         headers.add("X-Attempts", String(outcome.attempts.count))
-        if let v = outcome.verdict {
-            headers.add("X-Score", String(format: "%.4f", v.score))
+        if let v = outcome.verdict, let score = v.score {
+            headers.add("X-Score", String(format: "%.4f", score))
             if let a = v.alignment { headers.add("X-CLIP-Score", String(format: "%.4f", a)) }
         }
+        if let v = outcome.verdict, !v.passedChecks { headers.add("X-Validation-Checks", "failed") }
         if outcome.gated { headers.add("X-Validation-Failed", "true") }
         if status.isSmoke { headers.add("X-Smoke-Pipeline", "true") }
         let timings = outcome.timings.entries.map { StageTiming($0.name, seconds: $0.seconds) }

@@ -2,7 +2,10 @@ import Foundation
 import Imaging
 import Models
 import ModelStore
+import NN
 import TorchShim
+import Tokenizers
+import CLIPValidate
 
 /// How to build the pipeline of one worker.
 public struct AssemblyOptions {
@@ -86,9 +89,11 @@ public enum PipelineAssembly {
                 remover = try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: device.isCUDA ? .float16 : .float32)
                 loaded["birefnet"] = birefnet.path
             }
+            let gate = try loadValidator(device: device, locate: location)
+            for (k, v) in gate.loaded { loaded[k] = v }
             let pipeline = GenerationPipeline(
                 textToImage: textToImage, backgroundRemoval: remover, gaussians: TrellisGaussianStage(model: model),
-                validator: nil, missingAdvice: advice(missing))
+                validator: gate.gate, missingAdvice: advice(missing))
             return AssembledPipeline(pipeline: pipeline, name: "trellis-image-large" + (textToImage == nil ? "" : " + flux.1-schnell"),
                                      isSmoke: false, loaded: loaded, missing: missing)
         }
@@ -118,6 +123,42 @@ public enum PipelineAssembly {
                                           validator: nil, missingAdvice: advice(missing))
         return AssembledPipeline(pipeline: pipeline, name: "smoke (tiny random-weight networks; NOT real generation)",
                                  isSmoke: true, loaded: ["smoke": dir.path], missing: missing)
+    }
+
+    /// The validator gate: the data checks always; the text-alignment and quality scorers when their weights are
+    /// present (open_clip convnext_large_d; DINOv2-small + the 404-Gen quality head). Scorers run fp16 on the GPU
+    /// as the validators do (autocast), fp32 on the CPU.
+    static func loadValidator(device: Device, locate: (String) -> URL?) throws -> (gate: ValidatorGate, loaded: [String: String]) {
+        var loaded: [String: String] = [:]
+        let dtype: DType = device.isCUDA ? .float16 : .float32
+        func file(_ dir: URL, _ names: [String]) -> URL? {
+            names.map { dir.appendingPathComponent($0) }.first { FileManager.default.fileExists(atPath: $0.path) }
+        }
+        func weights(_ url: URL) throws -> WeightSource {
+            url.pathExtension == "safetensors" ? try SafeTensors.open(url) : try TorchCheckpoint(url: url)
+        }
+        var alignment: TextAlignmentScorer? = nil
+        var tokenizer: CLIPTokenizer? = nil
+        if let dir = locate("clip-convnext-large-d"),
+           let f = file(dir, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]) {
+            let model = try OpenCLIPConvNeXt.load(config: .convnextLargeD, source: weights(f), device: device, dtype: dtype)
+            alignment = TextAlignmentScorer(model: model)
+            tokenizer = try CLIPTokenizer.openCLIP()
+            loaded["clip-convnext-large-d"] = f.path
+        }
+        var quality: QualityScorer? = nil
+        if let dino = locate("dinov2-small"), let head = locate("quality-scorer"),
+           let headFile = file(head, ["quality_scorer.safetensors", "quality_scorer.pth"]),
+           let backbone = file(dino, ["model.safetensors", "pytorch_model.bin"]) {
+            let config = try JSONDecoder().decode(DINOv2.Config.self,
+                                                  from: Data(contentsOf: dino.appendingPathComponent("config.json")))
+            quality = try QualityScorer.load(config: config, pretrainedBackbone: weights(backbone),
+                                             headCheckpoint: weights(headFile), device: device, dtype: dtype)
+            loaded["quality-scorer"] = headFile.path
+        }
+        let gate = ValidatorGate(rasterizer: CPURasterizer(), alignment: alignment, quality: quality, lpips: nil,
+                                 tokenizer: tokenizer, device: device)
+        return (gate, loaded)
     }
 
     static func advice(_ missing: [String]) -> [String: String] {

@@ -143,9 +143,10 @@ public final class GenerationPipeline {
             }
             let took = Date().timeIntervalSince(t0)
             attempts.append(GenerationAttempt(seed: seed, gaussians: splat.count, score: verdict?.score, seconds: took))
-            if best == nil || (verdict?.score ?? -1) > (best?.verdict?.score ?? -1) { best = (splat, verdict) }
+            if best == nil || (verdict?.rank ?? -1) > (best?.verdict?.rank ?? -1) { best = (splat, verdict) }
+            if let v = verdict { notes.append(contentsOf: v.notes) }
 
-            guard let v = verdict, v.score < job.minScore else { break }
+            guard let v = verdict, !v.passes(minScore: job.minScore) else { break }
             let elapsed = Date().timeIntervalSince(start)
             // Retry only if another attempt of the same length still ends inside the budget.
             if attempts.count >= job.maxAttempts || elapsed + took > job.timeBudget { break }
@@ -153,7 +154,7 @@ public final class GenerationPipeline {
         }
 
         let chosen = best!
-        let gated = chosen.verdict.map { $0.score < job.minScore } ?? false
+        let gated = chosen.verdict.map { !$0.passes(minScore: job.minScore) } ?? false
         var ply = Data()
         if !gated {
             ply = try timings.measure("ply") {
