@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import CLIPValidate
 import TorchShim
 
 struct FluxBench: ParsableCommand {
@@ -48,5 +49,17 @@ struct BiRefNetBench: ParsableCommand {
         let (device, dtype) = try options.resolved()
         printBenchHeader("BiRefNet general, random weights at real size", device: device, dtype: dtype)
         for row in try BiRefNetBenchmark.run(device: device, dtype: dtype, manifestPath: manifest) { print(row) }
+    }
+}
+
+struct ScorerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scorers", abstract: "The validator scorers on 16 views at 518^2: CLIP convnext_large_d, DINOv2-small quality, SSIM, LPIPS.")
+    @OptionGroup var options: DeviceOptions
+
+    func run() throws {
+        let (device, dtype) = try options.resolved()
+        printBenchHeader("validator scorers, random weights at real size", device: device, dtype: dtype)
+        for row in try ValidatorScorerBenchmark.run(device: device, dtype: dtype) { print(row) }
     }
 }
