@@ -150,9 +150,11 @@ public struct RenderJob: Sendable, Equatable {
     /// The files `run()` writes: the output itself, or with `each` one per view.
     public var outputPaths: [String] {
         guard each else { return [output] }
-        let url = URL(fileURLWithPath: output)
-        let ext = url.pathExtension.isEmpty ? "png" : url.pathExtension
-        let stem = url.deletingPathExtension().path
+        // The path as given (relative stays relative): split the extension off the last component only.
+        let name = output.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? output
+        let dot = name.lastIndex(of: ".").flatMap { $0 == name.startIndex ? nil : $0 }
+        let ext = dot.map { String(name[name.index(after: $0)...]) } ?? "png"
+        let stem = String(output.dropLast(dot.map { name.distance(from: $0, to: name.endIndex) } ?? 0))
         let digits = max(2, String(settings.viewCount - 1).count)
         return (0..<settings.viewCount).map { index in
             let number = String(repeating: "0", count: max(0, digits - String(index).count)) + String(index)
