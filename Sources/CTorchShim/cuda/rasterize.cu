@@ -296,7 +296,7 @@ std::pair<at::Tensor, at::Tensor> sort_pairs(const at::Tensor &keys, const at::T
                "radix sort (temporary storage size)");
     // The caching allocator hands the buffer out in stream order, so no extra sync is needed.
     at::Tensor temp = at::empty({static_cast<int64_t>(temp_bytes) + 1}, keys.options().dtype(at::kByte));
-    check_call(cub::DeviceRadixSort::SortPairs(temp.data_ptr(), temp_bytes, k_in, k_out, ids.data_ptr<int32_t>(),
+    check_call(cub::DeviceRadixSort::SortPairs(temp.mutable_data_ptr(), temp_bytes, k_in, k_out, ids.data_ptr<int32_t>(),
                                                ids_out.data_ptr<int32_t>(), n, 0, key_bits, stream),
                "radix sort");
     return {keys_out, ids_out};
