@@ -5,6 +5,9 @@
 #                 (default: .deps/torch-venv/bin/python, else python3)
 #   SHIM_OUT      output folder for libtorchshim.so (default: .deps/lib)
 #   SHIM_JOBS     parallel compiles (default: nproc)
+#   SHIM_NVCC     nvcc to use (default: nvcc on PATH, $CUDA_HOME/bin, /usr/local/cuda/bin, then the nvidia-cuda-nvcc
+#                 wheel next to torch); without one a CUDA build still links, and the kernels report themselves missing
+#   SHIM_CUDA_ARCH  nvcc -gencode flags (default: sm_89, sm_90, PTX for newer)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${TORCH_PYTHON:-}"
@@ -29,13 +32,50 @@ if [ -f "$T/lib/libtorch_cuda.so" ]; then
   # nvidia pip wheels (cu13) keep headers under site-packages/nvidia/*/include
   for inc in "$T"/../nvidia/*/include "$T"/../nvidia/cu*/include; do [ -d "$inc" ] && flags+=(-I"$inc"); done
 fi
+# The CUDA kernels (cuda/*.cu) need nvcc; cxx/render.cpp calls them only when they are compiled (SHIM_CUDA_KERNELS).
+nvcc_bin=""
+kernels=0
+if [ "$cuda" = 1 ]; then
+  for cand in "${SHIM_NVCC:-}" "$(command -v nvcc || true)" "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" \
+              /usr/local/cuda/bin/nvcc "$T"/../nvidia/cu*/bin/nvcc "$T"/../nvidia/cuda_nvcc/bin/nvcc; do
+    if [ -n "$cand" ] && [ -x "$cand" ]; then nvcc_bin="$cand"; break; fi
+  done
+  if [ -n "$nvcc_bin" ] && compgen -G "$src/cuda/*.cu" >/dev/null; then
+    kernels=1
+    flags+=(-DSHIM_CUDA_KERNELS)
+    # The kernels' objects need the CUDA runtime: link the libcudart that libtorch_cuda itself loads.
+    cudart="$(ldd "$T/lib/libtorch_cuda.so" 2>/dev/null | awk '/libcudart/ {print $3; exit}')"
+    if [ -n "$cudart" ] && [ -f "$cudart" ]; then
+      libs+=("$cudart" -Wl,-rpath,"$(dirname "$cudart")")
+    else
+      libs+=(-L"$(dirname "$(dirname "$nvcc_bin")")/lib64" -lcudart)
+    fi
+  else
+    echo "build-shim: no nvcc found: the CUDA rasterizer kernels are left out (set SHIM_NVCC to add them)" >&2
+  fi
+fi
+arch="${SHIM_CUDA_ARCH:--gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90}"
+# Objects built with other flags (CPU vs CUDA torch, kernels or not) are stale.
+signature="$T ${flags[*]} kernels=$kernels $arch"
+if [ "$(cat "$obj/.signature" 2>/dev/null)" != "$signature" ]; then
+  rm -f "$obj"/*.o
+  printf '%s' "$signature" > "$obj/.signature"
+fi
+# stale OBJECT SOURCE: the object is missing or older than its source or any shim header.
+stale() {
+  [ ! -f "$1" ] && return 0
+  [ "$2" -nt "$1" ] && return 0
+  local h
+  for h in "$src"/include/*.h "$src"/cxx/*.h "$src"/cuda/*.h; do [ -f "$h" ] && [ "$h" -nt "$1" ] && return 0; done
+  return 1
+}
 objs=()
 pids=()
 jobs="${SHIM_JOBS:-$(nproc)}"
 for f in "$src"/cxx/*.cpp; do
   o="$obj/$(basename "${f%.cpp}").o"
   objs+=("$o")
-  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ "$src/include/torch_shim.h" -nt "$o" ] || [ "$src/cxx/shim_internal.h" -nt "$o" ]; then
+  if stale "$o" "$f"; then
     echo "compiling $(basename "$f")" >&2
     g++ "${flags[@]}" -c "$f" -o "$o" &
     pids+=($!)
@@ -43,19 +83,19 @@ for f in "$src"/cxx/*.cpp; do
   fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-if [ "$cuda" = 1 ] && command -v nvcc >/dev/null && compgen -G "$src/cuda/*.cu" >/dev/null; then
-  arch="${SHIM_CUDA_ARCH:--gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90}"
+if [ "$kernels" = 1 ]; then
+  # nvcc runs one at a time: each compile of the ATen headers takes ~1 GB.
   for f in "$src"/cuda/*.cu; do
     o="$obj/$(basename "${f%.cu}").cu.o"
     objs+=("$o")
-    if [ ! -f "$o" ] || [ "$f" -nt "$o" ]; then
-      echo "compiling $(basename "$f") with nvcc" >&2
-      nvcc -O3 -std=c++17 --use_fast_math $arch -Xcompiler -fPIC -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DSHIM_WITH_CUDA \
+    if stale "$o" "$f"; then
+      echo "compiling $(basename "$f") with $nvcc_bin" >&2
+      # shellcheck disable=SC2086
+      "$nvcc_bin" -O3 -std=c++17 --use_fast_math $arch -Xcompiler -fPIC -D_GLIBCXX_USE_CXX11_ABI="$ABI" \
+        -DSHIM_WITH_CUDA -DSHIM_CUDA_KERNELS -diag-suppress 3306 \
         -I"$T/include" -I"$T/include/torch/csrc/api/include" -I"$src/include" -c "$f" -o "$o"
     fi
   done
-elif [ "$cuda" = 0 ] && compgen -G "$src/cuda/*.cpu.cpp" >/dev/null; then
-  :
 fi
 g++ -shared -o "$out/libtorchshim.so" "${objs[@]}" "${libs[@]}"
-echo "built $out/libtorchshim.so (torch at $T, cuda=$cuda)" >&2
+echo "built $out/libtorchshim.so (torch at $T, cuda=$cuda, kernels=$kernels)" >&2
