@@ -2,7 +2,6 @@ import Foundation
 import HTTPServer
 import Imaging
 import Pipeline
-import TorchShim
 
 /// What the daemon has loaded, for /health and the start-up log.
 struct ServiceStatus {
@@ -15,9 +14,10 @@ struct ServiceStatus {
     var version: String
 }
 
-/// Serves the subnet APIs from one `GenerationPipeline` per worker (worker i owns device i).
+/// Serves the subnet APIs from one `PipelineWorker` per server worker (worker i runs `workers[i]`;
+/// several workers may share a device, each with its own pipeline).
 final class PipelineService: GenerationService {
-    private let pipelines: [GenerationPipeline]
+    private let workers: [PipelineWorker]
     private let status: ServiceStatus
     private let defaults: ServiceDefaults
     private let maxImagePixels: Int
@@ -30,9 +30,9 @@ final class PipelineService: GenerationService {
         var includeNormals = true
     }
 
-    init(pipelines: [GenerationPipeline], status: ServiceStatus, defaults: ServiceDefaults, maxImagePixels: Int = 4096 * 4096) {
-        precondition(!pipelines.isEmpty)
-        self.pipelines = pipelines
+    init(workers: [PipelineWorker], status: ServiceStatus, defaults: ServiceDefaults, maxImagePixels: Int = 4096 * 4096) {
+        precondition(!workers.isEmpty)
+        self.workers = workers
         self.status = status
         self.defaults = defaults
         self.maxImagePixels = maxImagePixels
@@ -57,25 +57,18 @@ final class PipelineService: GenerationService {
     }
 
     func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult {
-        let pipeline = pipelines[worker % pipelines.count]
         let job = try makeJob(request)
         let outcome: GenerationOutcome
         do {
-            outcome = try pipeline.run(job)
-        } catch let e as TorchError where e.isOutOfMemory {
-            try? CUDA.emptyCache()
-            throw GenerationError.outOfMemory(e.message)
-        } catch let e as PipelineError {
-            switch e {
+            outcome = try workers[worker].run(job)
+        } catch let failure as JobFailure {
+            switch failure {
+            case .outOfMemory(let message): throw GenerationError.outOfMemory(message)
             case .missingStage(let why): throw GenerationError.unavailable(why)
             case .badInput(let why): throw GenerationError.badInput(why)
+            case .unprocessable(let why): throw GenerationError.unprocessable(why)
+            case .internal(let message): throw GenerationError.internal(message)
             }
-        } catch let e as ImagingError {
-            throw GenerationError.unprocessable("\(e)")
-        } catch let e as GenerationError {
-            throw e
-        } catch {
-            throw GenerationError.internal("\(error)")
         }
 
         var headers = HTTPHeaders()
@@ -122,8 +115,8 @@ final class PipelineService: GenerationService {
         for (name, v) in [("structure_steps", settings.structureSteps), ("latent_steps", settings.latentSteps)] where !(1...100).contains(v) {
             throw GenerationError.badInput("\(name) must be between 1 and 100, got \(v)")
         }
-        if let g = o.generator, !pipelines[0].gaussians.name.lowercased().hasPrefix(g.lowercased()) {
-            throw GenerationError.unavailable("generator '\(g)' is not loaded (this daemon runs \(pipelines[0].gaussians.name))")
+        if let g = o.generator, !workers[0].pipeline.gaussians.name.lowercased().hasPrefix(g.lowercased()) {
+            throw GenerationError.unavailable("generator '\(g)' is not loaded (this daemon runs \(workers[0].pipeline.gaussians.name))")
         }
         // Competition 0 renders -Y up (TRELLIS convention); the legacy validators render +Y up.
         let orientation: SplatOrientation = request.route == .legacy ? .yUp : .yDown

@@ -3,7 +3,8 @@ import Foundation
 /// The subnet-17 endpoints on top of a `GenerationService` and a `JobQueue`:
 ///
 /// - `GET /health`: the service's `health()` dictionary plus `queue` (depth, capacity, running,
-///   completed, per-worker state). 200, or 503 when the service reports `"ready": false`.
+///   completed, and per worker: index, device, pipeline, busy/idle, jobs completed and failed, the
+///   last failure with its time). 200, or 503 when the service reports `"ready": false`.
 /// - `POST /generate/` (legacy miner) and `POST /generate` (Competition 0): see
 ///   `GenerationRequestDecoder`. 200 with the service's body and headers; 4xx for bad input;
 ///   503 + Retry-After when the queue is full; the service's `GenerationError` mapped per case.
@@ -61,22 +62,32 @@ public final class GenerationAPI: @unchecked Sendable {
         }
     }
 
+    /// Runs one job on `worker` and maps its outcome to a response. A 5xx failure is recorded
+    /// against the worker (for /health); the worker itself goes on to its next job either way.
     static func run(_ service: GenerationService, _ request: GenerationRequest, worker: Int,
                     jobs: JobQueue) -> HTTPResponse {
+        let status: HTTPStatus
+        let message: String
+        var headers = HTTPHeaders()
         do {
             let result = try service.generate(request, worker: worker)
-            var headers = result.headers
-            if !headers.contains("Content-Type") { headers.set("Content-Type", result.contentType) }
-            return HTTPResponse(status: .ok, headers: headers, body: result.body, stageTimings: result.stageTimings)
+            var resultHeaders = result.headers
+            if !resultHeaders.contains("Content-Type") { resultHeaders.set("Content-Type", result.contentType) }
+            return HTTPResponse(status: .ok, headers: resultHeaders, body: result.body,
+                                stageTimings: result.stageTimings)
         } catch let error as GenerationError {
-            var headers = HTTPHeaders()
-            if error.status == .serviceUnavailable { headers.set("Retry-After", String(jobs.retryAfter())) }
-            return .error(error.status, error.description, headers: headers)
+            status = error.status
+            message = error.description
+            if status == .serviceUnavailable { headers.set("Retry-After", String(jobs.retryAfter())) }
         } catch let error as HTTPError {
-            return .error(error.status, error.message)
+            status = error.status
+            message = error.message
         } catch {
-            return .error(.internalServerError, "generation failed: \(error)")
+            status = .internalServerError
+            message = "generation failed: \(error)"
         }
+        if status.code >= 500 { jobs.recordFailure(worker: worker, status: status.code, message: message) }
+        return .error(status, message, headers: headers)
     }
 }
 
@@ -93,11 +104,28 @@ public final class GenerationServer: @unchecked Sendable {
 
     /// `workers`: number of worker threads (one per device); `queueCapacity`: jobs that may wait
     /// while all workers are busy; `onWorkerStart` runs once on each worker thread (bind its device).
-    public init(config: ServerConfig, service: GenerationService, workers: Int = 1, queueCapacity: Int = 4,
-                defaultRetryAfter: Int = 10, logger: ServerLogger = LineLogger.stderr,
-                onWorkerStart: ((Int) -> Void)? = nil) {
-        jobs = JobQueue(workers: workers, capacity: queueCapacity, defaultRetryAfter: defaultRetryAfter,
-                        onWorkerStart: onWorkerStart)
+    public convenience init(config: ServerConfig, service: GenerationService, workers: Int = 1,
+                            queueCapacity: Int = 4, defaultRetryAfter: Int = 10,
+                            logger: ServerLogger = LineLogger.stderr, onWorkerStart: ((Int) -> Void)? = nil) {
+        self.init(config: config, service: service,
+                  jobs: JobQueue(workers: workers, capacity: queueCapacity, defaultRetryAfter: defaultRetryAfter,
+                                 onWorkerStart: onWorkerStart),
+                  logger: logger)
+    }
+
+    /// One worker thread per entry of `workers` (its device and pipeline show in /health; workers
+    /// with the same device share it). Worker i's jobs call `service.generate(_:worker: i)`.
+    public convenience init(config: ServerConfig, service: GenerationService, workers: [JobQueue.WorkerInfo],
+                            queueCapacity: Int = 4, defaultRetryAfter: Int = 10,
+                            logger: ServerLogger = LineLogger.stderr, onWorkerStart: ((Int) -> Void)? = nil) {
+        self.init(config: config, service: service,
+                  jobs: JobQueue(workers: workers, capacity: queueCapacity, defaultRetryAfter: defaultRetryAfter,
+                                 onWorkerStart: onWorkerStart),
+                  logger: logger)
+    }
+
+    private init(config: ServerConfig, service: GenerationService, jobs: JobQueue, logger: ServerLogger) {
+        self.jobs = jobs
         api = GenerationAPI(service: service, jobs: jobs)
         router = Router()
         api.install(on: router)

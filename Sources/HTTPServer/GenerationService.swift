@@ -148,7 +148,9 @@ public protocol GenerationService: AnyObject {
     /// concurrently with `generate`, so it must be thread-safe and quick.
     func health() -> [String: Any]
 
-    /// Runs one job on worker `worker` (a device index). Called on that worker's own thread, one
-    /// call at a time per worker. Throw `GenerationError` to choose the HTTP status.
+    /// Runs one job on worker `worker` (an index into the server's workers; several workers may
+    /// share a device). Called on that worker's own thread, one call at a time per worker, while
+    /// other workers run their own jobs. Throw `GenerationError` to choose the HTTP status; a
+    /// thrown error fails this request only, so leave the worker able to take its next job.
     func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult
 }

@@ -1,13 +1,14 @@
 import Foundation
 
-/// A bounded FIFO of jobs served by `workers` dedicated threads, one job at a time per worker.
-/// A worker index is meant to be a device index: each worker's jobs always run on the same
-/// thread, so per-thread device state (the current CUDA device, streams) stays put.
+/// A bounded FIFO of jobs served by dedicated worker threads, one job at a time per worker.
+/// Each worker's jobs always run on the same thread, so per-thread device state (the current CUDA
+/// device, streams) stays put.
 ///
-/// Dispatch is first-idle: all idle workers wait on one queue and the first to wake takes the
-/// oldest job, which is also least-loaded since a worker never holds more than one job. Every
-/// accepted job is either run exactly once or, after `cancelPending`, has its `cancelled`
-/// closure called exactly once.
+/// Dispatch is least-loaded: a new job goes to the idle worker whose device has the fewest busy
+/// workers, then to the one that has started the fewest jobs (so idle workers take turns). When
+/// every worker is busy the job waits, and the first worker to finish takes the oldest waiting
+/// job. Every accepted job is either run exactly once or, after `cancelPending`, has its
+/// `cancelled` closure called exactly once.
 public final class JobQueue: @unchecked Sendable {
     public enum SubmitOutcome: Equatable, Sendable {
         /// Accepted; `ahead` jobs were waiting before it (0: starts at once or next).
@@ -18,12 +19,55 @@ public final class JobQueue: @unchecked Sendable {
         case closed
     }
 
+    /// What a worker serves, as plain values for /health (the HTTP layer knows no ML types).
+    public struct WorkerInfo: Sendable, Equatable {
+        /// The device its jobs run on, e.g. "cuda:1" or "cpu". Workers with the same device share it,
+        /// and dispatch spreads jobs over devices first.
+        public var device: String
+        /// The pipeline (or model set) it runs.
+        public var pipeline: String
+
+        public init(device: String, pipeline: String) {
+            self.device = device
+            self.pipeline = pipeline
+        }
+    }
+
+    /// A job of a worker that failed on the server side (a 5xx answer).
+    public struct WorkerFailure: Sendable, Equatable {
+        public let status: Int
+        public let message: String
+        public let at: Date
+    }
+
     public struct WorkerSnapshot: Sendable {
         public let index: Int
+        public let info: WorkerInfo?
         public let busy: Bool
         /// Seconds the current job has been running.
         public let busySeconds: Double?
+        /// Jobs run to the end, failed ones included.
         public let jobsCompleted: Int
+        /// Jobs reported through `recordFailure`.
+        public let jobsFailed: Int
+        public let lastFailure: WorkerFailure?
+
+        var json: [String: Any] {
+            var entry: [String: Any] = ["index": index, "state": busy ? "busy" : "idle",
+                                        "jobs_completed": jobsCompleted, "jobs_failed": jobsFailed]
+            if let info {
+                entry["device"] = info.device
+                entry["pipeline"] = info.pipeline
+            }
+            if let seconds = busySeconds { entry["busy_s"] = (seconds * 1000).rounded() / 1000 }
+            if let failure = lastFailure {
+                let age = Date().timeIntervalSince(failure.at)
+                entry["last_error"] = ["status": failure.status, "message": failure.message,
+                                       "at": ISO8601DateFormatter().string(from: failure.at),
+                                       "age_s": (age * 10).rounded() / 10] as [String: Any]
+            }
+            return entry
+        }
     }
 
     public struct Snapshot: Sendable {
@@ -36,18 +80,8 @@ public final class JobQueue: @unchecked Sendable {
 
         /// For /health.
         public var json: [String: Any] {
-            [
-                "depth": waiting,
-                "capacity": capacity,
-                "running": running,
-                "completed": completed,
-                "workers": workers.map { worker -> [String: Any] in
-                    var entry: [String: Any] = ["index": worker.index, "state": worker.busy ? "busy" : "idle",
-                                                "jobs_completed": worker.jobsCompleted]
-                    if let seconds = worker.busySeconds { entry["busy_s"] = (seconds * 1000).rounded() / 1000 }
-                    return entry
-                },
-            ]
+            ["depth": waiting, "capacity": capacity, "running": running, "completed": completed,
+             "workers": workers.map(\.json)]
         }
     }
 
@@ -57,8 +91,16 @@ public final class JobQueue: @unchecked Sendable {
     }
 
     private struct Worker {
+        let info: WorkerInfo?
+        /// Workers with equal keys share a device.
+        let deviceKey: String
+        /// The job handed to this worker and not finished yet.
+        var job: Job?
         var busySince: UInt64?
+        var started = 0
         var completed = 0
+        var failed = 0
+        var lastFailure: WorkerFailure?
     }
 
     public let workerCount: Int
@@ -66,6 +108,7 @@ public final class JobQueue: @unchecked Sendable {
     public let capacity: Int
     private let defaultRetryAfter: Int
     private let condition = NSCondition()
+    // Invariant: jobs wait in `pending` only while every worker is busy.
     private var pending: [Job] = []
     private var pendingHead = 0
     private var workers: [Worker]
@@ -73,16 +116,34 @@ public final class JobQueue: @unchecked Sendable {
     private var completed = 0
     private var averageJobSeconds: Double?
 
-    /// Starts `workers` threads. `onWorkerStart` runs once on each worker thread before its first
-    /// job (bind the thread to its device there). Call `close()` when done, or the threads stay.
-    public init(workers: Int, capacity: Int, defaultRetryAfter: Int = 10, name: String = "gen-worker",
-                stackSize: Int = 8 << 20, onWorkerStart: ((Int) -> Void)? = nil) {
+    /// Starts `workers` threads, each on a device of its own. `onWorkerStart` runs once on each
+    /// worker thread before its first job (bind the thread to its device there). Call `close()`
+    /// when done, or the threads stay.
+    public convenience init(workers: Int, capacity: Int, defaultRetryAfter: Int = 10, name: String = "gen-worker",
+                            stackSize: Int = 8 << 20, onWorkerStart: ((Int) -> Void)? = nil) {
         precondition(workers >= 1, "a JobQueue needs at least one worker")
-        self.workerCount = workers
+        self.init(workers: Array(repeating: nil, count: workers), capacity: capacity,
+                  defaultRetryAfter: defaultRetryAfter, name: name, stackSize: stackSize, onWorkerStart: onWorkerStart)
+    }
+
+    /// Starts one worker thread per entry of `workers`; workers whose `device` is equal share it.
+    public convenience init(workers: [WorkerInfo], capacity: Int, defaultRetryAfter: Int = 10,
+                            name: String = "gen-worker", stackSize: Int = 8 << 20,
+                            onWorkerStart: ((Int) -> Void)? = nil) {
+        precondition(!workers.isEmpty, "a JobQueue needs at least one worker")
+        self.init(workers: workers.map { Optional($0) }, capacity: capacity, defaultRetryAfter: defaultRetryAfter,
+                  name: name, stackSize: stackSize, onWorkerStart: onWorkerStart)
+    }
+
+    private init(workers infos: [WorkerInfo?], capacity: Int, defaultRetryAfter: Int, name: String, stackSize: Int,
+                 onWorkerStart: ((Int) -> Void)?) {
+        self.workerCount = infos.count
         self.capacity = max(0, capacity)
         self.defaultRetryAfter = max(1, defaultRetryAfter)
-        self.workers = Array(repeating: Worker(), count: workers)
-        for index in 0..<workers {
+        self.workers = infos.enumerated().map { index, info in
+            Worker(info: info, deviceKey: info.map { "device \($0.device)" } ?? "worker \(index)")
+        }
+        for index in infos.indices {
             let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
                 Thread.current.name = threadName
@@ -100,13 +161,26 @@ public final class JobQueue: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if closed { return .closed }
-        let waiting = waitingCount
-        guard waiting < capacity || idleCount > pending.count - pendingHead else {
-            return .full(retryAfter: retryAfterLocked(waiting: waiting))
+        let job = Job(run: run, cancelled: cancelled)
+        if let worker = leastLoadedIdleWorker() {
+            assign(job, to: worker)
+            condition.broadcast()
+            return .accepted(ahead: 0)
         }
-        pending.append(Job(run: run, cancelled: cancelled))
-        condition.broadcast()
+        let waiting = waitingCount
+        guard waiting < capacity else { return .full(retryAfter: retryAfterLocked(waiting: waiting)) }
+        pending.append(job)
         return .accepted(ahead: waiting)
+    }
+
+    /// Notes that worker `worker`'s current job failed on the server side; shown by /health.
+    /// Call it from the job itself, before it returns.
+    public func recordFailure(worker: Int, status: Int, message: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard workers.indices.contains(worker) else { return }
+        workers[worker].failed += 1
+        workers[worker].lastFailure = WorkerFailure(status: status, message: message, at: Date())
     }
 
     public func snapshot() -> Snapshot {
@@ -114,8 +188,9 @@ public final class JobQueue: @unchecked Sendable {
         defer { condition.unlock() }
         let now = uptimeNanoseconds()
         let workerSnapshots = workers.enumerated().map { index, worker in
-            WorkerSnapshot(index: index, busy: worker.busySince != nil,
-                           busySeconds: worker.busySince.map { Double(now - $0) / 1e9 }, jobsCompleted: worker.completed)
+            WorkerSnapshot(index: index, info: worker.info, busy: worker.job != nil,
+                           busySeconds: worker.busySince.map { Double(now - $0) / 1e9 },
+                           jobsCompleted: worker.completed, jobsFailed: worker.failed, lastFailure: worker.lastFailure)
         }
         return Snapshot(waiting: waitingCount, capacity: capacity, running: workerCount - idleCount,
                         completed: completed, workers: workerSnapshots)
@@ -156,18 +231,51 @@ public final class JobQueue: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout)
         condition.lock()
         defer { condition.unlock() }
-        while pendingHead < pending.count || idleCount < workerCount {
-            if !condition.wait(until: deadline) { return pendingHead == pending.count && idleCount == workerCount }
+        while waitingCount > 0 || idleCount < workerCount {
+            if !condition.wait(until: deadline) { return waitingCount == 0 && idleCount == workerCount }
         }
         return true
     }
 
-    // MARK: - Workers
+    // MARK: - Dispatch (called with `condition` locked)
 
-    private var idleCount: Int { workers.reduce(0) { $0 + ($1.busySince == nil ? 1 : 0) } }
+    private var idleCount: Int { workers.reduce(0) { $0 + ($1.job == nil ? 1 : 0) } }
 
-    /// Jobs that will have to wait for a worker to finish (queued beyond the idle workers).
-    private var waitingCount: Int { max(0, pending.count - pendingHead - idleCount) }
+    /// Jobs that wait for a worker to finish.
+    private var waitingCount: Int { pending.count - pendingHead }
+
+    /// The idle worker on the least busy device; among those, the one that started the fewest jobs.
+    private func leastLoadedIdleWorker() -> Int? {
+        var busyPerDevice: [String: Int] = [:]
+        for worker in workers where worker.job != nil { busyPerDevice[worker.deviceKey, default: 0] += 1 }
+        var best: (index: Int, load: Int, started: Int)?
+        for (index, worker) in workers.enumerated() where worker.job == nil {
+            let load = busyPerDevice[worker.deviceKey] ?? 0
+            if let current = best, (current.load, current.started) <= (load, worker.started) { continue }
+            best = (index, load, worker.started)
+        }
+        return best?.index
+    }
+
+    private func assign(_ job: Job, to index: Int) {
+        workers[index].job = job
+        workers[index].busySince = uptimeNanoseconds()
+        workers[index].started += 1
+    }
+
+    private func popPending() -> Job? {
+        guard pendingHead < pending.count else { return nil }
+        let job = pending[pendingHead]
+        pendingHead += 1
+        if pendingHead == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingHead = 0
+        } else if pendingHead >= 64, pendingHead * 2 >= pending.count {
+            pending.removeSubrange(0..<pendingHead)
+            pendingHead = 0
+        }
+        return job
+    }
 
     private func retryAfterLocked(waiting: Int) -> Int {
         guard let average = averageJobSeconds else { return defaultRetryAfter }
@@ -175,25 +283,18 @@ public final class JobQueue: @unchecked Sendable {
         return min(600, max(1, Int((average * rounds).rounded(.up))))
     }
 
+    // MARK: - Workers
+
     private func workerLoop(_ index: Int) {
+        condition.lock()
         while true {
-            condition.lock()
-            while pendingHead == pending.count, !closed { condition.wait() }
-            if pendingHead == pending.count {
+            while workers[index].job == nil, !closed { condition.wait() }
+            guard let job = workers[index].job else {
+                // Closed, and nothing is left for this worker (jobs wait only while all workers are busy).
                 condition.unlock()
                 return
             }
-            let job = pending[pendingHead]
-            pendingHead += 1
-            if pendingHead == pending.count {
-                pending.removeAll(keepingCapacity: true)
-                pendingHead = 0
-            } else if pendingHead >= 64, pendingHead * 2 >= pending.count {
-                pending.removeSubrange(0..<pendingHead)
-                pendingHead = 0
-            }
-            let started = uptimeNanoseconds()
-            workers[index].busySince = started
+            let started = workers[index].busySince ?? uptimeNanoseconds()
             condition.unlock()
 
             job.run(index)
@@ -201,11 +302,13 @@ public final class JobQueue: @unchecked Sendable {
             condition.lock()
             let seconds = Double(uptimeNanoseconds() - started) / 1e9
             averageJobSeconds = averageJobSeconds.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
+            workers[index].job = nil
             workers[index].busySince = nil
             workers[index].completed += 1
             completed += 1
+            // Every other worker is busy whenever jobs wait, so this one is the least loaded.
+            if let next = popPending() { assign(next, to: index) }
             condition.broadcast()
-            condition.unlock()
         }
     }
 }

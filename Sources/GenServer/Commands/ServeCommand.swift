@@ -7,7 +7,9 @@ import TorchShim
 
 /// Options shared by `serve` and `generate`: which device and which weights.
 struct PipelineOptions: ParsableArguments {
-    @Option(help: "Device: auto (every CUDA GPU, else cpu), cpu, cuda, cuda:N.") var device = "auto"
+    @Option(name: [.customLong("device"), .customLong("devices")],
+            help: "Devices: auto (every CUDA GPU, else cpu), or a list such as cpu, cuda:0,cuda:1 or 0,2.")
+    var device = "auto"
     @Option(name: .customLong("models-dir"), help: "Folder holding models already downloaded (repeatable).")
     var modelsDirs: [String] = []
     @Flag(help: "Use the smoke pipeline (tiny random-weight networks) even when real weights are present.")
@@ -26,16 +28,12 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("time-budget"), help: "Seconds within which retries with new seeds may start.")
     var timeBudget = 25.0
 
-    /// The devices to run workers on.
+    /// The devices listed by `--device`, checked against this machine.
     func devices() throws -> [Device] {
-        if device == "auto" {
-            let n = CUDA.isAvailable ? CUDA.deviceCount : 0
-            return n > 0 ? (0..<n).map { .cuda($0) } : [.cpu]
-        }
-        let parts = device.split(separator: ",").map(String.init)
-        return try parts.map { p in
-            guard let d = Device(p) ?? Int(p).map({ .cuda($0) }) else { throw ValidationError("unknown device '\(p)'") }
-            return d
+        do {
+            return try WorkerPlan.devices(device, cudaDeviceCount: CUDA.isAvailable ? CUDA.deviceCount : 0)
+        } catch let error as WorkerPlanError {
+            throw ValidationError(error.message)
         }
     }
 
@@ -62,20 +60,45 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Address to listen on (0.0.0.0 for every interface).") var host = "127.0.0.1"
     @Option(help: "Port.") var port = 10006
     @OptionGroup var pipeline: PipelineOptions
+    @Option(help: ArgumentHelp("Worker count, spread round-robin over the devices (default: one per device). "
+                               + "Each worker loads its own copy of the pipeline: two on one GPU need twice its memory."))
+    var workers: Int?
     @Option(help: "Jobs waiting beyond the running ones before 503.") var queue = 4
     @Option(name: .customLong("max-body-mb"), help: "Largest request body in MB.") var maxBodyMB = 64
     @Option(name: .customLong("read-timeout"), help: "Seconds to receive a whole request.") var readTimeout = 60.0
     @Option(name: .customLong("write-timeout"), help: "Seconds without progress writing a response.") var writeTimeout = 60.0
     @Option(help: "Seconds in-flight jobs get to finish on SIGTERM/SIGINT.") var grace = 30.0
+    @Option(name: .customLong("inject-oom-worker"),
+            help: ArgumentHelp("Failure drill: worker N's first jobs fail with a real allocator out-of-memory error.",
+                               visibility: .hidden))
+    var injectOOMWorker: Int?
+    @Option(name: .customLong("inject-oom-jobs"),
+            help: ArgumentHelp("Failure drill: how many jobs of --inject-oom-worker fail.", visibility: .hidden))
+    var injectOOMJobs = 1
+
+    func validate() throws {
+        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        if injectOOMJobs < 0 { throw ValidationError("--inject-oom-jobs must not be negative") }
+    }
 
     func run() throws {
-        let devices = try pipeline.devices()
-        var pipelines: [GenerationPipeline] = []
+        let devices: [Device]
+        do {
+            devices = try WorkerPlan.assign(workers: workers, over: try pipeline.devices())
+        } catch let error as WorkerPlanError {
+            throw ValidationError(error.message)
+        }
+        if let injected = injectOOMWorker, !devices.indices.contains(injected) {
+            throw ValidationError("--inject-oom-worker \(injected): there are \(devices.count) worker(s), 0 to \(devices.count - 1)")
+        }
+        var workers: [PipelineWorker] = []
         var first: AssembledPipeline? = nil
-        for d in devices {
-            log("loading the pipeline on \(d)...")
+        for (index, d) in devices.enumerated() {
+            log("loading the pipeline of worker \(index) on \(d)...")
             let a = try pipeline.assemble(on: d)
-            pipelines.append(a.pipeline)
+            let injectedJobs = index == injectOOMWorker ? injectOOMJobs : 0
+            if injectedJobs > 0 { log("FAILURE DRILL: worker \(index)'s first \(injectedJobs) job(s) will fail out of memory") }
+            workers.append(PipelineWorker(device: d, pipeline: a.pipeline, injectOutOfMemoryJobs: injectedJobs))
             if first == nil { first = a }
         }
         let assembled = first!
@@ -88,30 +111,35 @@ struct ServeCommand: ParsableCommand {
 
         var models: [String: Any] = [:]
         for (k, v) in assembled.loaded { models[k] = v }
+        var deviceList: [String] = []
+        for d in devices where !deviceList.contains(d.description) { deviceList.append(d.description) }
         let status = ServiceStatus(pipelineName: assembled.name, isSmoke: assembled.isSmoke,
-                                   device: devices.map(\.description).joined(separator: ","), models: models,
+                                   device: deviceList.joined(separator: ","), models: models,
                                    missing: assembled.missing, version: Gen3D.version)
         var defaults = PipelineService.ServiceDefaults()
         defaults.settings = try pipeline.settings()
         defaults.validate = !pipeline.noValidate
         defaults.minScore = pipeline.minScore
         defaults.timeBudget = pipeline.timeBudget
-        let service = PipelineService(pipelines: pipelines, status: status, defaults: defaults)
+        let service = PipelineService(workers: workers, status: status, defaults: defaults)
 
         var config = ServerConfig(host: host, port: port)
         config.limits.maxBodyBytes = maxBodyMB * 1_048_576
         config.readTimeout = readTimeout
         config.writeTimeout = writeTimeout
-        // Each GPU worker runs its jobs on a stream of its own (kept alive for the server's lifetime).
+        // Each GPU worker runs its jobs on a stream of its own (kept alive for the server's lifetime),
+        // so two workers sharing a GPU overlap instead of queueing on one stream.
         let streams = devices.map { d -> CUDAStream? in
             if case .cuda(let i) = d { return try? CUDAStream(device: i) } else { return nil }
         }
-        let server = GenerationServer(config: config, service: service, workers: pipelines.count, queueCapacity: queue,
+        let workerInfo = devices.map { JobQueue.WorkerInfo(device: $0.description, pipeline: assembled.name) }
+        let server = GenerationServer(config: config, service: service, workers: workerInfo, queueCapacity: queue,
                                       logger: LineLogger.stderr, onWorkerStart: { worker in
-            try? streams[worker % streams.count]?.makeCurrent()
+            try? streams[worker]?.makeCurrent()
         })
         try server.start()
-        log("listening on http://\(host):\(server.port) with \(pipelines.count) worker(s) on \(status.device)")
+        log("listening on http://\(host):\(server.port) with \(devices.count) worker(s): "
+            + devices.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: " "))
         server.runUntilSignalled(grace: grace)
         log("stopped")
     }
