@@ -179,6 +179,13 @@ public enum PipelineAssembly {
 public struct SmokeTokenizer: FluxPromptTokenizer {
     public let clipVocab: Int
     public let t5Vocab: Int
+    public let t5Length: Int
+
+    public init(clipVocab: Int, t5Vocab: Int, t5Length: Int = 24) {
+        self.clipVocab = clipVocab
+        self.t5Vocab = t5Vocab
+        self.t5Length = t5Length
+    }
 
     public func ids(_ text: String) throws -> (clip: [Int32], t5: [Int32]) {
         let bytes = Array(text.utf8)
@@ -187,6 +194,6 @@ public struct SmokeTokenizer: FluxPromptTokenizer {
         }
         var clip = fold(77, clipVocab)
         clip[Swift.min(bytes.count, 76)] = 2 // the tiny CLIP pools at argmax(ids); make it the end of the text
-        return (clip, fold(24, t5Vocab))
+        return (clip, fold(t5Length, t5Vocab))
     }
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Models
 import CLIPValidate
+import Imaging
+import Pipeline
 import TorchShim
 
 struct FluxBench: ParsableCommand {
@@ -61,5 +63,51 @@ struct ScorerBench: ParsableCommand {
         let (device, dtype) = try options.resolved()
         printBenchHeader("validator scorers, random weights at real size", device: device, dtype: dtype)
         for row in try ValidatorScorerBenchmark.run(device: device, dtype: dtype) { print(row) }
+    }
+}
+
+/// The whole job at real sizes with random weights: text -> FLUX -> BiRefNet -> TRELLIS -> PLY (and image prompts
+/// from the RGBA test image), per-stage medians, total and peak memory, for the fast and quality presets.
+struct PipelineBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline", abstract: "The whole generation job at real sizes (random weights): per-stage times and peak memory.")
+    @Option(help: "Device: cuda, cuda:N (cpu works but takes minutes).") var device = "cuda"
+    @Option(help: "Folder with the TRELLIS manifests (fixtures/trellis).") var manifests: String
+    @Option(name: .customLong("birefnet-manifest"), help: "manifest_BiRefNet_general.json.") var birefnetManifest: String
+    @Option(help: "Occupied voxels the TRELLIS structure is calibrated to.") var voxels = 20_000
+    @Option(help: "Timed runs per configuration (median reported).") var runs = 3
+    @Option(help: "RGBA image for the image-prompt route.") var image = "assets/smoke/test_rgba.png"
+
+    func run() throws {
+        guard let dev = Device(device) else { throw ValidationError("unknown device \(device)") }
+        printBenchHeader("whole pipeline, real sizes, random weights", device: dev, dtype: .bfloat16)
+        let assembled = try RandomRealSizePipeline.build(manifests: URL(fileURLWithPath: manifests),
+                                                         birefnetManifest: URL(fileURLWithPath: birefnetManifest),
+                                                         device: dev, targetVoxels: voxels)
+        let rgba = try ImageDecoder.decode(Data(contentsOf: URL(fileURLWithPath: image)))
+        for (label, settings) in [("fast 12/12", GaussianSettings.fast), ("quality 25/25", GaussianSettings.quality)] {
+            for (route, prompt) in [("text", Prompt.text("a red leather armchair")), ("image", Prompt.image(rgba))] {
+                var stages: [String: [Double]] = [:]
+                var totals: [Double] = []
+                var gaussians = 0
+                if case .cuda(let i) = dev { try CUDA.resetPeakMemory(i) }
+                for run in 0...runs {  // run 0 is the warm-up
+                    let t0 = Date()
+                    let out = try assembled.pipeline.run(GenerationJob(prompt: prompt, seed: UInt64(run), settings: settings,
+                                                                       validate: false))
+                    if case .cuda(let i) = dev { try CUDA.synchronize(i) }
+                    guard run > 0 else { continue }
+                    totals.append(Date().timeIntervalSince(t0))
+                    for (name, s) in out.timings.entries { stages[name, default: []].append(s) }
+                    gaussians = out.splat.count
+                }
+                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] * 1e3 }
+                let peak = dev.isCUDA ? String(format: "%.2f GiB", Double(try CUDA.memoryStats(0).peakAllocated) / 1_073_741_824) : "n/a"
+                print("-- \(route) prompt, \(label): total \(String(format: "%.1f", median(totals))) ms, \(gaussians) Gaussians, peak \(peak)")
+                for name in ["text-to-image", "background", "gaussians", "ply"] where stages[name] != nil {
+                    print(String(format: "   %-14@ %9.1f ms", name, median(stages[name]!)))
+                }
+            }
+        }
     }
 }

@@ -83,13 +83,13 @@ public enum BiRefNetBenchmark {
 
     /// RandomWeights gives BatchNorm running_var small noise (often negative -> NaN) and its gain ~0.02; here
     /// BatchNorms are identities (mean 0, var 1, gain 1) so activations stay finite at every depth.
-    final class BatchNormSafeWeights: WeightSource {
+    public final class BatchNormSafeWeights: WeightSource {
         let base: RandomWeights
-        init(_ base: RandomWeights) { self.base = base }
-        var keys: [String] { base.keys }
-        func info(_ key: String) -> TensorInfo? { base.info(key) }
+        public init(_ base: RandomWeights) { self.base = base }
+        public var keys: [String] { base.keys }
+        public func info(_ key: String) -> TensorInfo? { base.info(key) }
 
-        func tensor(_ key: String) throws -> Tensor {
+        public func tensor(_ key: String) throws -> Tensor {
             guard let info = base.info(key), info.shape.count == 1, info.dtype.isFloatingPoint,
                   let dot = key.lastIndex(of: ".") else { return try base.tensor(key) }
             let module = key[..<dot]

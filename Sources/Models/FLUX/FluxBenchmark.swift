@@ -59,7 +59,7 @@ public enum FluxBenchmark {
         }
     }
 
-    static func randomLoader(_ shapes: [String: [Int]], device: Device, dtype: DType, seed: UInt64) throws -> WeightLoader {
+    public static func randomLoader(_ shapes: [String: [Int]], device: Device, dtype: DType, seed: UInt64) throws -> WeightLoader {
         let infos = shapes.mapValues { TensorInfo(dtype: dtype, shape: $0) }
         return WeightLoader(try RandomWeights(infos, device: device, dtype: dtype, seed: seed), device: device, dtype: dtype)
     }

@@ -1,0 +1,119 @@
+import Foundation
+import Models
+import NN
+import TorchShim
+
+/// The whole generation pipeline at the real model sizes with random weights made on the device, for timing and
+/// memory only (the work is that of the trained models; the output means nothing). Keys and shapes come from the
+/// full-size manifests (fixtures/trellis, fixtures/birefnet) and the models' own configs.
+///
+/// Random weights would occupy most of the 64^3 grid (175K voxels measured) where real objects occupy ~20K, so the
+/// sparse-structure decoder's output bias is shifted once, after a calibration run, to give about `targetVoxels`
+/// (the only weight that is not plainly random; the count still varies with the input).
+public enum RandomRealSizePipeline {
+    static func manifestDictionary(_ url: URL, device: Device, dtype: DType, seed: UInt64) throws
+        -> (weights: TensorDictionary, args: [String: Any]) {
+        let manifest = try ManifestWeights(url: url)
+        let random = try RandomWeights(manifest: manifest, device: device, dtype: dtype, seed: seed)
+        var tensors: [String: Tensor] = [:]
+        for k in manifest.keys { tensors[k] = try random.tensor(k) }
+        guard let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any],
+              let args = json["args"] as? [String: Any] else {
+            throw WeightError.badConfig("manifest \(url.lastPathComponent) has no args")
+        }
+        return (TensorDictionary(tensors), args)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ args: [String: Any]) throws -> T {
+        try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: args))
+    }
+
+    /// TRELLIS-image-large + DINOv2-L/14-reg, fp16 like the reference, with the hub pipeline.json sampler defaults.
+    public static func trellis(manifests dir: URL, device: Device, dtype: DType = .float16,
+                               targetVoxels: Int = 20_000) throws -> TrellisImageTo3D {
+        let dinoConfig = TrellisDenseBenchmark.dinov2LargeRegisters
+        let dino = try DINOv2(config: dinoConfig, weights: WeightLoader(
+            try RandomWeights(TrellisDenseBenchmark.dinov2TensorInfos(dinoConfig), device: device, dtype: dtype, seed: 1),
+            device: device, dtype: dtype))
+        let ssFlow = try manifestDictionary(dir.appendingPathComponent("manifest_ss_flow_img_dit_L_16l8_fp16.json"),
+                                            device: device, dtype: dtype, seed: 2)
+        let flow = try SparseStructureFlowModel(args: ssFlow.args, weights: WeightLoader(ssFlow.weights, device: device, dtype: dtype))
+        let ssDec = try manifestDictionary(dir.appendingPathComponent("manifest_ss_dec_conv3d_16l8_fp16.json"),
+                                           device: device, dtype: dtype, seed: 3)
+        let slat = try manifestDictionary(dir.appendingPathComponent("manifest_slat_flow_img_dit_L_64l8p2_fp16.json"),
+                                          device: device, dtype: dtype, seed: 4)
+        let latentFlow = try SLatFlowModel(WeightLoader(slat.weights, device: device, dtype: dtype),
+                                           config: decode(SLatFlowConfig.self, slat.args))
+        let gs = try manifestDictionary(dir.appendingPathComponent("manifest_slat_dec_gs_swin8_B_64l8gs32_fp16.json"),
+                                        device: device, dtype: dtype, seed: 5)
+        let gsDecoder = try SLatGaussianDecoder(WeightLoader(gs.weights, device: device, dtype: dtype),
+                                                config: decode(SLatGaussianDecoderConfig.self, gs.args))
+        let sampler: [String: Any] = ["name": "FlowEulerGuidanceIntervalSampler", "args": ["sigma_min": 1e-5],
+                                      "params": ["steps": 25, "cfg_strength": 5.0, "cfg_interval": [0.5, 1.0], "rescale_t": 3.0]]
+        let config = try TrellisPipelineConfig(json: [
+            "models": ["sparse_structure_flow_model": "", "sparse_structure_decoder": "", "slat_flow_model": "",
+                       "slat_decoder_gs": ""],
+            "sparse_structure_sampler": sampler, "slat_sampler": sampler,
+            // The SLat flow's training normalisation (fixtures/trellis/README.md).
+            "slat_normalization": ["mean": [-2.1688, -0.0043, -0.1335, -0.0842, -0.5271, 0.7239, -1.1414, 1.2039],
+                                   "std": [2.3777, 2.3864, 2.1244, 2.1749, 2.6639, 2.3712, 2.6217, 2.6845]],
+        ])
+
+        // Calibrate the occupancy: one sampled latent through the decoder, then shift the output bias so that about
+        // `targetVoxels` logits are positive.
+        let uncalibrated = try SparseStructureDecoder(args: ssDec.args, weights: WeightLoader(ssDec.weights, device: device, dtype: dtype))
+        let fc = flow.config
+        let generator = try Generator(seed: 7, device: device)
+        let cond = try Tensor.randn([1, 1374, fc.condChannels], device: device, generator: generator)
+        let noise = try Tensor.randn([1, fc.inChannels, fc.resolution, fc.resolution, fc.resolution], device: device,
+                                     generator: generator)
+        let params = FlowEulerGuidanceIntervalSampler.Params(steps: 12, cfgStrength: 7.5, cfgInterval: [0.5, 1], rescaleT: 3)
+        let latent = try FlowEulerGuidanceIntervalSampler().sample(
+            model: { x, t, c in try flow(x, time: t, cond: c) }, noise: noise, cond: cond, negCond: cond.zerosLike(), params: params)
+        let logits = try uncalibrated(latent).flatten()
+        let threshold = try logits.topk(min(targetVoxels, logits.count)).values.min().item()
+        let biasKey = "out_layer.2.bias"
+        guard let bias = ssDec.weights[biasKey] else { throw WeightError.missing(biasKey, expected: nil) }
+        ssDec.weights[biasKey] = try bias - threshold
+        let decoder = try SparseStructureDecoder(args: ssDec.args, weights: WeightLoader(ssDec.weights, device: device, dtype: dtype))
+
+        return TrellisImageTo3D(config: config, dinov2: dino, structureFlow: flow, structureDecoder: decoder,
+                                latentFlow: latentFlow, gaussianDecoder: gsDecoder, device: device)
+    }
+
+    /// FLUX.1-schnell (bf16) with ids from the prompt's bytes at the real vocabulary sizes.
+    public static func flux(device: Device, size: Int) throws -> FluxTextToImageStage {
+        let s = FluxBenchmark.Sizes.schnell
+        let dt = DType.bfloat16
+        let transformer = try FluxTransformer2DModel(FluxBenchmark.randomLoader(s.transformer.parameterShapes(), device: device, dtype: dt, seed: 4),
+                                                     config: s.transformer, format: .dense)
+        let vae = try AutoencoderKL(FluxBenchmark.randomLoader(s.vae.parameterShapes(), device: device, dtype: dt, seed: 3),
+                                    config: s.vae, withEncoder: false)
+        let t5 = try T5EncoderModel(FluxBenchmark.randomLoader(s.t5.parameterShapes(), device: device, dtype: dt, seed: 1), config: s.t5)
+        let clip = try CLIPTextModel(FluxBenchmark.randomLoader(s.clip.parameterShapes(), device: device, dtype: dt, seed: 2), config: s.clip)
+        let pipe = try FluxPipeline(transformer: transformer, vae: vae, schedulerConfig: FlowMatchEulerScheduler.Config(),
+                                    textEncoders: FluxTextEncoders(clip: clip, t5: t5))
+        return FluxTextToImageStage(pipeline: pipe, tokenizer: SmokeTokenizer(clipVocab: 49408, t5Vocab: 32128, t5Length: s.t5Tokens),
+                                    device: device, size: size, name: "random-flux.1-schnell")
+    }
+
+    /// BiRefNet general (fp16) at 1024^2, BatchNorms as identities so activations stay finite.
+    public static func birefnet(manifest: URL, device: Device) throws -> BiRefNetRemover {
+        let weights = BiRefNetBenchmark.BatchNormSafeWeights(
+            try RandomWeights(manifest: ManifestWeights(url: manifest), device: device, dtype: .float16, seed: 0))
+        return try BiRefNetRemover(model: BiRefNet(WeightLoader(weights, device: device, dtype: .float16)))
+    }
+
+    /// text -> FLUX -> BiRefNet -> TRELLIS -> PLY, all at real size on `device`.
+    public static func build(manifests: URL, birefnetManifest: URL, device: Device, targetVoxels: Int = 20_000,
+                             fluxSize: Int = 512) throws -> AssembledPipeline {
+        let pipeline = GenerationPipeline(
+            textToImage: try flux(device: device, size: fluxSize),
+            backgroundRemoval: try birefnet(manifest: birefnetManifest, device: device),
+            gaussians: TrellisGaussianStage(model: try trellis(manifests: manifests, device: device, targetVoxels: targetVoxels),
+                                            name: "random-trellis"),
+            validator: nil)
+        return AssembledPipeline(pipeline: pipeline, name: "real sizes, RANDOM weights (timing only)", isSmoke: true,
+                                 loaded: ["random": manifests.path], missing: [])
+    }
+}
