@@ -15,6 +15,7 @@ public enum FixtureRegistry {
         TrellisPipelineFixtures.handlers,
         TrellisDenseFixtures.handlers,
         BiRefNetFixtures.handlers,
+        LGMFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {

@@ -1,0 +1,185 @@
+import Foundation
+import XCTest
+@testable import Models
+import NN
+import PLY
+import Pipeline
+import TorchShim
+
+/// LGM + ImageDream parity against shared/fixtures/lgm (official 3DTopia/LGM code, fp32 CPU). README tolerances:
+/// ~1e-5 expected on networks, ~1e-4 on the pipeline, > 1e-3 is a real difference. Asserted (LGMFixtures): cameras,
+/// rays and input 1e-5, networks 1e-4, pipeline 1e-3, PLY fields 1e-5, kept rows exact.
+final class LGMTests: XCTestCase {
+    private var shared: URL {
+        get throws { try XCTUnwrap(LGMFixturePaths.folder, "shared/fixtures/lgm not found above \(#filePath)") }
+    }
+
+    @discardableResult
+    private func runCase(_ stem: String, file: StaticString = #filePath, line: UInt = #line) throws -> [TensorComparison] {
+        let runner = FixtureRunner()
+        let cases = try runner.discover(shared)
+        let fixture = try XCTUnwrap(cases.first { $0.stem == stem }, "no case \(stem)", file: file, line: line)
+        let result = runner.run(fixture)
+        print("[\(fixture.label)] \(String(format: "%.2f", result.seconds)) s")
+        for c in result.comparisons { print("  \(c)") }
+        XCTAssertNil(result.error, result.error ?? "", file: file, line: line)
+        XCTAssertFalse(result.comparisons.isEmpty, file: file, line: line)
+        for c in result.comparisons { XCTAssertTrue(c.passed, "\(c)", file: file, line: line) }
+        return result.comparisons
+    }
+
+    func testLGMFixture() throws { try runCase("lgm") }
+
+    // MARK: loading
+
+    private func fixtureWeights(_ stem: String) throws -> TensorDictionary {
+        let file = try SafeTensorsFile(url: shared.appendingPathComponent("\(stem).safetensors"))
+        var dict: [String: Tensor] = [:]
+        for k in file.keys { dict[k] = try file.tensor(k) }
+        return TensorDictionary(dict)
+    }
+
+    private func args<T: Decodable>(_ name: String, _ type: T.Type, key: String = "args") throws -> T {
+        let data = try Data(contentsOf: shared.appendingPathComponent(name))
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: json[key] as Any))
+    }
+
+    /// Loads `stem` with one key removed / one key reshaped / one key added and checks the error names the key.
+    private func assertLoaderRejects(_ stem: String, missing: String, reshaped: String,
+                                     load: (WeightLoader) throws -> Void) throws {
+        let dropped = try fixtureWeights(stem)
+        XCTAssertNotNil(dropped[missing], "fixture lacks \(missing)")
+        dropped[missing] = nil
+        XCTAssertThrowsError(try load(WeightLoader(dropped))) { error in
+            guard case .missing(let key, _)? = error as? WeightError else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, missing)
+        }
+        let bent = try fixtureWeights(stem)
+        let original = try XCTUnwrap(bent[reshaped])
+        bent[reshaped] = try Tensor.zeros(original.shape.dropLast() + [original.shape.last! + 1])
+        XCTAssertThrowsError(try load(WeightLoader(bent))) { error in
+            guard case .shapeMismatch(let key, _, _)? = error as? WeightError else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, reshaped)
+        }
+        let extra = try fixtureWeights(stem)
+        extra["surplus.weight"] = try Tensor.zeros([2])
+        let w = WeightLoader(extra)
+        try load(w)
+        XCTAssertThrowsError(try w.checkAllUsed()) { XCTAssertTrue("\($0)".contains("surplus.weight"), "\($0)") }
+    }
+
+    func testFullSizeLGMManifestLoads() throws {
+        let url = try shared.appendingPathComponent("manifest_lgm_big.json")
+        let manifest = try ManifestWeights(url: url)
+        let config = try args("manifest_lgm_big.json", LGM.Config.self)
+        XCTAssertEqual(config, LGM.Config.big)
+        let w = WeightLoader(manifest)
+        let model = try LGM(w, config: config)
+        try w.checkAllUsed()
+        XCTAssertEqual(model.config.outputSide, 128)
+        let expected = Dictionary(uniqueKeysWithValues: manifest.keys.map { ($0, manifest.info($0)!.shape) })
+        XCTAssertEqual(config.parameterShapes(), expected)
+        XCTAssertEqual(expected.values.reduce(0) { $0 + $1.reduce(1, *) }, 415_042_848)
+    }
+
+    func testParameterShapesMatchTheTinyFixture() throws {
+        let file = try SafeTensorsFile(url: shared.appendingPathComponent("lgm.safetensors"))
+        let stored = Dictionary(uniqueKeysWithValues: file.keys.map { ($0, file.info($0)!.shape) })
+        XCTAssertEqual(try args("lgm.json", LGM.Config.self).parameterShapes(), stored)
+    }
+
+    func testLGMLoaderNamesMissingMisshapenAndUnexpectedKeys() throws {
+        let config = try args("lgm.json", LGM.Config.self)
+        try assertLoaderRejects("lgm", missing: "unet.up_blocks.1.attns.2.attn.qkv.weight",
+                                reshaped: "unet.down_blocks.4.downsample.weight") { _ = try LGM($0, config: config) }
+    }
+
+    /// `LGM.load` ignores LPIPS keys (as `load_state_dict(strict=False)` on a training checkpoint) but nothing else.
+    func testLoadCheckpointIgnoresOnlyLPIPSKeys() throws {
+        let config = try args("lgm.json", LGM.Config.self)
+        let weights = try fixtureWeights("lgm")
+        var tensors = weights.tensors
+        tensors["lpips_loss.net.slice1.0.weight"] = try Tensor.zeros([2, 3])
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lgm-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try SafeTensors.write(tensors, to: url)
+        let model = try LGM.load(checkpoint: url, config: config, device: .cpu, dtype: .float32)
+        XCTAssertEqual(model.dtype, .float32)
+        tensors["extra.bias"] = try Tensor.zeros([2])
+        try SafeTensors.write(tensors, to: url)
+        XCTAssertThrowsError(try LGM.load(checkpoint: url, config: config, device: .cpu, dtype: .float32)) {
+            XCTAssertTrue("\($0)".contains("extra.bias"), "\($0)")
+        }
+    }
+
+    func testBadLGMConfigsAndInputsAreRejectedClearly() throws {
+        var config = try args("lgm.json", LGM.Config.self)
+        config.splatSize = 64
+        XCTAssertThrowsError(try LGM(WeightLoader(fixtureWeights("lgm")), config: config)) {
+            XCTAssertTrue("\($0)".contains("splat_size"), "\($0)")
+        }
+        var asymmetric = LGM.Config.big
+        asymmetric.upChannels = [1024, 512, 512, 256, 128]
+        XCTAssertThrowsError(try LGM(WeightLoader(ManifestWeights([:])), config: asymmetric)) {
+            XCTAssertTrue("\($0)".contains("up_channels[1]"), "\($0)")
+        }
+        let model = try LGM(WeightLoader(fixtureWeights("lgm")), config: try args("lgm.json", LGM.Config.self))
+        XCTAssertThrowsError(try model.splatterImages(Tensor.zeros([1, 3, 9, 64, 64]))) {
+            XCTAssertTrue("\($0)".contains("[batch, 4, 9, 64, 64]"), "\($0)")
+        }
+        XCTAssertThrowsError(try LGMInput.assemble(views: Tensor.zeros([4, 64, 64, 4]),
+                                                   rays: LGMRays.defaultRays(config: model.config), inputSize: 64))
+        XCTAssertThrowsError(try LGMInput.fromPipelineViews(Tensor.zeros([3, 8, 8, 3])))
+        XCTAssertThrowsError(try LGMGaussians(Tensor.zeros([1, 10, 13])))
+    }
+
+    // MARK: orientation
+
+    private func rotationMatrix(_ q: [Double]) -> [[Double]] {
+        let n = q.map { $0 * $0 }.reduce(0, +).squareRoot()
+        let (w, x, y, z) = (q[0] / n, q[1] / n, q[2] / n, q[3] / n)
+        return [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
+    }
+
+    private func multiply(_ a: [[Double]], _ b: [[Double]]) -> [[Double]] {
+        (0..<3).map { i in (0..<3).map { j in (0..<3).reduce(0) { $0 + a[i][$1] * b[$1][j] } } }
+    }
+
+    /// Turning the splat moves positions by R and composes every Gaussian's rotation with R (R(q') = R R(q)), and
+    /// sends LGM's up (+Y) and front (-X) where each convention wants them.
+    func testOrientationsRotatePositionsAndGaussiansTogether() throws {
+        var rows: [Float] = []
+        let quats: [[Float]] = [[0.9, 0.1, -0.3, 0.2], [0.1, -0.7, 0.5, 0.4], [-0.2, 0.3, 0.1, -0.9]]
+        for (i, q) in quats.enumerated() {
+            let n = q.map { $0 * $0 }.reduce(0, +).squareRoot()
+            let position: [Float] = i == 0 ? [-1, 0, 0] : i == 1 ? [0, 1, 0] : [0.2, -0.4, 0.6]
+            rows += position + [0.9, 0.1, 0.2, 0.3] + q.map { $0 / n } + [0.5, 0.25, 0.75]
+        }
+        let gaussians = try LGMGaussians(Tensor(rows, shape: [1, 3, 14]))
+        let native = try gaussians.plyFields()
+        let expectations: [(LGMOrientation, front: [Float], up: [Float])] = [
+            (.savePly, [-1, 0, 0], [0, 1, 0]), (.yUpFrontZ, [0, 0, 1], [0, 1, 0]), (.yDownFrontMinusZ, [0, 0, -1], [0, -1, 0]),
+        ]
+        for (orientation, front, up) in expectations {
+            let fromQuaternion = rotationMatrix(orientation.quaternion)
+            for i in 0..<3 { for j in 0..<3 { XCTAssertEqual(fromQuaternion[i][j], orientation.matrix[i][j], accuracy: 1e-12) } }
+            let turned = try gaussians.plyFields(orientation: orientation)
+            let p = try turned.positions.floats()
+            XCTAssertEqual(Array(p[0..<3]), front, "\(orientation) front")
+            XCTAssertEqual(Array(p[3..<6]), up, "\(orientation) up")
+            let r = orientation.matrix
+            let q0 = try native.rotations.floats(), q1 = try turned.rotations.floats()
+            for g in 0..<3 {
+                let before = rotationMatrix((0..<4).map { Double(q0[4 * g + $0]) })
+                let after = rotationMatrix((0..<4).map { Double(q1[4 * g + $0]) })
+                let expected = multiply(r, before)
+                for i in 0..<3 { for j in 0..<3 { XCTAssertEqual(after[i][j], expected[i][j], accuracy: 1e-5) } }
+            }
+            XCTAssertEqual(try turned.opacity.floats(), try native.opacity.floats())
+            XCTAssertEqual(try turned.scales.floats(), try native.scales.floats())
+        }
+    }
+}
