@@ -30,6 +30,13 @@ final class LGMTests: XCTestCase {
 
     func testLGMFixture() throws { try runCase("lgm") }
 
+    func testImageDreamUNetFixture() throws {
+        let names = try runCase("mv_unet_imagedream").map(\.name)
+        for name in ["time_emb", "camera_emb", "ip_emb", "h_in", "input_blocks.5", "middle_block", "output"] {
+            XCTAssertTrue(names.contains(name), "\(name) not compared")
+        }
+    }
+
     // MARK: loading
 
     private func fixtureWeights(_ stem: String) throws -> TensorDictionary {
@@ -132,6 +139,54 @@ final class LGMTests: XCTestCase {
                                                    rays: LGMRays.defaultRays(config: model.config), inputSize: 64))
         XCTAssertThrowsError(try LGMInput.fromPipelineViews(Tensor.zeros([3, 8, 8, 3])))
         XCTAssertThrowsError(try LGMGaussians(Tensor.zeros([1, 10, 13])))
+    }
+
+    func testFullSizeMultiViewUNetManifestsLoad() throws {
+        for (name, preset) in [("manifest_mv_unet_imagedream.json", MultiViewUNetModel.Config.imagedream),
+                               ("manifest_mv_unet_mvdream.json", MultiViewUNetModel.Config.mvdream)] {
+            let manifest = try ManifestWeights(url: shared.appendingPathComponent(name))
+            let config = try args(name, MultiViewUNetModel.Config.self)
+            XCTAssertEqual(config, preset, name)
+            let w = WeightLoader(manifest)
+            _ = try MultiViewUNetModel(w, config: config)
+            try w.checkAllUsed()
+            let expected = Dictionary(uniqueKeysWithValues: manifest.keys.map { ($0, manifest.info($0)!.shape) })
+            XCTAssertEqual(config.parameterShapes(), expected, name)
+        }
+    }
+
+    func testMultiViewUNetShapesAndLoaderErrors() throws {
+        let config = try args("mv_unet_imagedream.json", MultiViewUNetModel.Config.self)
+        let file = try SafeTensorsFile(url: shared.appendingPathComponent("mv_unet_imagedream.safetensors"))
+        XCTAssertEqual(config.parameterShapes(), Dictionary(uniqueKeysWithValues: file.keys.map { ($0, file.info($0)!.shape) }))
+        try assertLoaderRejects("mv_unet_imagedream", missing: "output_blocks.2.1.transformer_blocks.0.attn2.to_k_ip.weight",
+                                reshaped: "image_embed.layers.3.0.to_kv.weight") { _ = try MultiViewUNetModel($0, config: config) }
+    }
+
+    func testMultiViewUNetRejectsBadConfigsAndInputs() throws {
+        func decode(_ json: String) throws -> MultiViewUNetModel.Config {
+            try JSONDecoder().decode(MultiViewUNetModel.Config.self, from: Data(json.utf8))
+        }
+        let base = #""in_channels": 4, "out_channels": 4, "model_channels": 32, "attention_resolutions": [1], "num_res_blocks": 1, "channel_mult": [1], "context_dim": 16, "num_head_channels": 16"#
+        XCTAssertNoThrow(try decode("{\(base), \"num_classes\": null}"))
+        XCTAssertThrowsError(try decode("{\(base), \"num_classes\": \"sequential\"}")) {
+            XCTAssertTrue("\($0)".contains("num_classes"), "\($0)")
+        }
+        XCTAssertThrowsError(try decode("{\(base), \"num_attention_blocks\": [1]}"))
+        var c = try decode("{\(base)}")
+        c.useScaleShiftNorm = true
+        XCTAssertThrowsError(try MultiViewUNetModel(WeightLoader(ManifestWeights(c.parameterShapes().mapValues {
+            TensorInfo(dtype: .float32, shape: $0) })), config: c))
+
+        let config = try args("mv_unet_imagedream.json", MultiViewUNetModel.Config.self)
+        let model = try MultiViewUNetModel(WeightLoader(fixtureWeights("mv_unet_imagedream")), config: config)
+        let x = try Tensor.zeros([10, 4, 8, 8]), t = try Tensor.zeros([10]), ctx = try Tensor.zeros([10, 77, 16])
+        XCTAssertThrowsError(try model(x, timesteps: t, context: ctx, frames: 3)) { XCTAssertTrue("\($0)".contains("frames"), "\($0)") }
+        XCTAssertThrowsError(try model(x, timesteps: t, context: ctx, frames: 5)) { XCTAssertTrue("\($0)".contains("ip"), "\($0)") }
+        XCTAssertThrowsError(try model(x, timesteps: t, context: ctx, camera: Tensor.zeros([10, 12]), frames: 5,
+                                       ip: Tensor.zeros([10, 5, 1280]), ipImage: Tensor.zeros([2, 4, 8, 8])))
+        XCTAssertThrowsError(try model(x, timesteps: t, context: ctx, frames: 5, ip: Tensor.zeros([10, 5, 1280]),
+                                       ipImage: Tensor.zeros([1, 4, 8, 8])))
     }
 
     // MARK: orientation

@@ -17,6 +17,7 @@ public enum LGMFixtures {
 
     public static let handlers: [String: FixtureHandler] = [
         "LGM": lgm,
+        "MultiViewUNetModel": multiViewUNet,
     ]
 
     static func loader(_ fixture: FixtureCase) throws -> WeightLoader {
@@ -67,6 +68,28 @@ public enum LGMFixtures {
         out.append(try .exact("ply_keep_index (own forward)", got: gaussians.keptIndices(),
                               expected: io.tensor("output.ply_keep_index")))
         return out
+    }
+
+    // MARK: multi-view UNet
+
+    static func multiViewUNet(_ fixture: FixtureCase) throws -> [TensorComparison] {
+        let w = try loader(fixture)
+        let model = try MultiViewUNetModel(w, config: fixture.decodeArgs(MultiViewUNetModel.Config.self))
+        try w.checkAllUsed()
+        let io = try fixture.io()
+        let frames = try io.tensor("input.num_frames").itemInt()
+        var seen: [(String, Tensor)] = []
+        let out = try model(io.tensor("input.x"), timesteps: io.tensor("input.timesteps"), context: io.tensor("input.context"),
+                            camera: io.tensor("input.camera"), frames: frames, ip: io.tensor("input.ip"),
+                            ipImage: io.tensor("input.ip_img")) { seen.append(($0, $1)) }
+        let cameras = try MultiViewCameras.cameras(frames: frames - 1, elevation: 0, extraView: true)
+        var results = [try TensorComparison.compare("camera (get_camera)", got: Tensor.cat([cameras, cameras]),
+                                                    expected: io.tensor("input.camera"), atol: inputTolerance)]
+        for (name, t) in seen where io.info("inter.\(name)") != nil {
+            results.append(try .compare(name, got: t, expected: io.tensor("inter.\(name)"), atol: networkTolerance))
+        }
+        results.append(try .compare("output", got: out, expected: io.tensor("output"), atol: networkTolerance))
+        return results
     }
 
     /// The header text (everything up to and including `end_header\n`) must be identical.
