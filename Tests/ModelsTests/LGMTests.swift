@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Models
 import NN
+import Imaging
 import PLY
 import Pipeline
 import TorchShim
@@ -34,6 +35,96 @@ final class LGMTests: XCTestCase {
         let names = try runCase("mv_unet_imagedream").map(\.name)
         for name in ["time_emb", "camera_emb", "ip_emb", "h_in", "input_blocks.5", "middle_block", "output"] {
             XCTAssertTrue(names.contains(name), "\(name) not compared")
+        }
+    }
+
+    func testImageDreamPipelineFixture() throws {
+        let names = try runCase("pipeline_imagedream").map(\.name)
+        for name in ["pixel_values", "image_embeds", "image_latents", "prompt_embeds_pos", "init_latents", "camera",
+                     "step0.unet_x", "step0.unet_out", "step2.latents", "timesteps", "images"] {
+            XCTAssertTrue(names.contains(name), "\(name) not compared")
+        }
+    }
+
+    func testPipelineRejectsBadCallsClearly() throws {
+        let fixture = try XCTUnwrap(FixtureRunner().discover(shared).first { $0.stem == "pipeline_imagedream" })
+        let (pipe, processor) = try LGMFixtures.imageDreamPipeline(fixture)
+        XCTAssertTrue(pipe.isImageDream)
+        let ids = try Tensor([Int32](repeating: 0, count: 77), shape: [1, 77])
+        let prompt = try LGMImagePreparation.imagePrompt(Tensor.ones([32, 32, 3]), processor: processor, device: .cpu)
+        XCTAssertThrowsError(try pipe(promptIds: ids, negativeIds: ids, options: .init(steps: 1))) {
+            XCTAssertTrue("\($0)".contains("needs an image prompt"), "\($0)")
+        }
+        XCTAssertThrowsError(try pipe(promptIds: ids, negativeIds: ids, image: prompt, options: .init(steps: 1, height: 512, width: 512))) {
+            XCTAssertTrue("\($0)".contains("256"), "\($0)")
+        }
+        XCTAssertThrowsError(try pipe(promptIds: ids.view([77]), negativeIds: ids, image: prompt, options: .init(steps: 1)))
+        XCTAssertThrowsError(try pipe(promptIds: ids, negativeIds: ids, image: prompt, options: .init(steps: 0)))
+        XCTAssertThrowsError(try LGMImagePreparation.imagePrompt(Tensor.ones([32, 32, 4]), processor: processor, device: .cpu))
+        XCTAssertThrowsError(try pipe.imageLatents(Tensor.ones([1, 4, 32, 32])))
+        XCTAssertThrowsError(try pipe(promptIds: ids, negativeIds: ids, image: prompt, options: .init(steps: 1),
+                                      latents: Tensor.zeros([4, 4, 32, 32]))) { XCTAssertTrue("\($0)".contains("latents"), "\($0)") }
+    }
+
+    /// README: "leading" spacing with offset 1: 3 steps 667, 334, 1; 30 steps 958, 925, ..., 34, 1.
+    func testDDIMTimestepsMatchReadme() throws {
+        XCTAssertEqual(try DDIMScheduler(config: .init(), steps: 3).timesteps, [667, 334, 1])
+        let thirty = try DDIMScheduler(config: .init(), steps: 30).timesteps
+        XCTAssertEqual(thirty.count, 30)
+        XCTAssertEqual(Array(thirty.prefix(2)), [958, 925])
+        XCTAssertEqual(Array(thirty.suffix(2)), [34, 1])
+        XCTAssertThrowsError(try DDIMScheduler(config: .init(), steps: 0))
+        var bad = DDIMScheduler.Config()
+        bad.betaSchedule = "squaredcos_cap_v2"
+        XCTAssertThrowsError(try DDIMScheduler(config: bad, steps: 3)) { XCTAssertTrue("\($0)".contains("squaredcos"), "\($0)") }
+    }
+
+    /// With eps = 0 a DDIM step rescales x by sqrt(a_prev / a_t); the last step (t = 1) lands on alphas_cumprod[0].
+    func testDDIMStepClosedForm() throws {
+        let scheduler = try DDIMScheduler(config: .init(), steps: 3)
+        let x = try Tensor([Float(1), -2, 0.5], shape: [3])
+        let out = try scheduler.step(modelOutput: x.zerosLike(), timestep: 667, sample: x).floats()
+        let ratio = (scheduler.alphasCumprod[334] / scheduler.alphasCumprod[667]).squareRoot()
+        for (o, v) in zip(out, [Float(1), -2, 0.5]) { XCTAssertEqual(o, v * ratio, accuracy: 1e-4) }
+        XCTAssertThrowsError(try scheduler.step(modelOutput: x, timestep: 1000, sample: x))
+    }
+
+    func testCLIPImageProcessorConfigs() throws {
+        func decode(_ json: String) throws -> CLIPImageProcessor {
+            try JSONDecoder().decode(CLIPImageProcessor.self, from: Data(json.utf8))
+        }
+        XCTAssertEqual(try decode(#"{"size": 224, "crop_size": 224}"#), CLIPImageProcessor(side: 224))
+        XCTAssertEqual(try decode(#"{"size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}}"#),
+                       CLIPImageProcessor(side: 224))
+        XCTAssertThrowsError(try decode(#"{"size": {"height": 224, "width": 224}}"#))
+        var nearest = CLIPImageProcessor(side: 8)
+        nearest.resample = 0
+        XCTAssertThrowsError(try nearest.pixelValues(Image(width: 16, height: 12, filledWith: [1, 2, 3])))
+        // A non-square image: the short side becomes 8, then an 8 x 8 centre crop of a constant image.
+        let values = try CLIPImageProcessor(side: 8).pixelValues(Image(width: 16, height: 12, filledWith: [255, 0, 128]))
+        XCTAssertEqual(values.shape, [1, 3, 8, 8])
+        let red = try values.select(1, 0).max().item()
+        XCTAssertEqual(red, (1 - 0.48145466) / 0.26862954, accuracy: 1e-5)
+    }
+
+    func testRecenterAndWhiteComposite() throws {
+        // A 40 x 20 RGBA image with an opaque 10 x 4 block at (x 5..<15, y 2..<6).
+        var pixels = [UInt8](repeating: 0, count: 40 * 20 * 4)
+        for y in 2..<6 { for x in 5..<15 { pixels.replaceSubrange((y * 40 + x) * 4..<(y * 40 + x) * 4 + 4, with: [200, 100, 50, 255]) } }
+        let image = try Image(width: 40, height: 20, channels: 4, pixels: pixels)
+        let centred = try LGMImagePreparation.recenter(image)
+        XCTAssertEqual([centred.width, centred.height], [40, 40])
+        // box 9 x 3 (end-exclusive like the reference) scaled to 32 wide: int(3 * 32 / 9) = 10 rows, centred.
+        var rows = Set<Int>(), cols = Set<Int>()
+        for y in 0..<40 { for x in 0..<40 where centred.pixels[(y * 40 + x) * 4 + 3] > 0 { rows.insert(y); cols.insert(x) } }
+        XCTAssertEqual(cols.min(), 4); XCTAssertEqual(cols.max(), 35)
+        XCTAssertEqual(rows.min(), 15); XCTAssertEqual(rows.max(), 24)
+        let composite = try LGMImagePreparation.whiteComposite(centred)
+        XCTAssertEqual(composite.shape, [40, 40, 3])
+        XCTAssertEqual(try composite.select(0, 0).select(0, 0).floats(), [1, 1, 1])
+        XCTAssertEqual(try composite.select(0, 20).select(0, 20).floats()[0], 200.0 / 255, accuracy: 1e-6)
+        XCTAssertThrowsError(try LGMImagePreparation.recenter(Image(width: 8, height: 8, filledWith: [0, 0, 0, 0]))) {
+            XCTAssertTrue("\($0)".contains("no visible object"), "\($0)")
         }
     }
 

@@ -18,6 +18,7 @@ public enum LGMFixtures {
     public static let handlers: [String: FixtureHandler] = [
         "LGM": lgm,
         "MultiViewUNetModel": multiViewUNet,
+        "MVDreamPipeline": pipeline,
     ]
 
     static func loader(_ fixture: FixtureCase) throws -> WeightLoader {
@@ -90,6 +91,97 @@ public enum LGMFixtures {
         }
         results.append(try .compare("output", got: out, expected: io.tensor("output"), atol: networkTolerance))
         return results
+    }
+
+    // MARK: ImageDream pipeline
+
+    static func component(_ fixture: FixtureCase, _ name: String) throws -> [String: Any] {
+        guard let components = fixture.json["components"] as? [String: Any], let c = components[name] as? [String: Any] else {
+            throw FixtureError.malformed(fixture.label, "components.\(name) is missing")
+        }
+        return c
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ object: Any?, _ fixture: FixtureCase) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: object ?? [String: Any]()))
+        } catch {
+            throw FixtureError.malformed(fixture.label, "cannot decode \(T.self): \(error)")
+        }
+    }
+
+    /// The fixture's stand-in tokenizer: [bos] + table[prompt] + [eos], padded with `pad` to 77.
+    static func standInIds(_ fixture: FixtureCase, _ prompt: String) throws -> Tensor {
+        guard let t = fixture.json["tokenizer"] as? [String: Any], let bos = t["bos"] as? Int, let eos = t["eos"] as? Int,
+              let pad = t["pad"] as? Int, let table = t["table"] as? [String: [Int]], let body = table[prompt] else {
+            throw FixtureError.malformed(fixture.label, "the stand-in tokenizer has no entry for \(prompt.debugDescription)")
+        }
+        let ids: [Int32] = ([bos] + Array(body.prefix(75)) + [eos]).map { Int32($0) }
+        return try Tensor(ids + [Int32](repeating: Int32(pad), count: 77 - ids.count), shape: [1, 77])
+    }
+
+    /// The case's components loaded as the pipeline uses them (every stored key consumed), and its image processor.
+    public static func imageDreamPipeline(_ fixture: FixtureCase) throws -> (MVDreamPipeline, CLIPImageProcessor) {
+        let w = try loader(fixture)
+        let vae = try AutoencoderKL(w.pp("vae"), config: decode(AutoencoderKL.Config.self, component(fixture, "vae")["args"], fixture))
+        let text = try CLIPTextModel(w.pp("text_encoder"),
+                                     config: decode(CLIPTextModel.Config.self, component(fixture, "text_encoder")["args"], fixture))
+        let image = try CLIPVisionModel(w.pp("image_encoder"),
+                                        config: decode(CLIPVisionModel.Config.self, component(fixture, "image_encoder")["args"], fixture),
+                                        usesPenultimateLayerOnly: true)
+        try w.checkAllUsed()
+        let unetSpec = try component(fixture, "unet")
+        guard let unetFile = unetSpec["weights"] as? String else { throw FixtureError.malformed(fixture.label, "unet.weights") }
+        let uw = WeightLoader(try SafeTensors.open(fixture.url(unetFile)), device: .cpu, dtype: .float32)
+        let unet = try MultiViewUNetModel(uw, config: decode(MultiViewUNetModel.Config.self, unetSpec["args"], fixture))
+        try uw.checkAllUsed()
+        let scheduler = try decode(DDIMScheduler.Config.self, component(fixture, "scheduler")["args"], fixture)
+        let pipe = try MVDreamPipeline(unet: unet, vae: vae, textEncoder: text, imageEncoder: image, schedulerConfig: scheduler)
+        return (pipe, try decode(CLIPImageProcessor.self, component(fixture, "feature_extractor")["args"], fixture))
+    }
+
+    /// Everything from the image to the five decoded frames, seeded as the reference run (global seed before the call
+    /// for the VAE posterior sample, a CPU generator for the initial latents), through `MVDreamPipeline`.
+    static func pipeline(_ fixture: FixtureCase) throws -> [TensorComparison] {
+        let (pipe, processor) = try imageDreamPipeline(fixture)
+        let io = try fixture.io()
+        guard let call = fixture.json["call"] as? [String: Any], let prompt = call["prompt"] as? String,
+              let negative = call["negative_prompt"] as? String, let globalSeed = call["global_seed_before_call"] as? Int,
+              let latentSeed = call["latents_generator_seed"] as? Int else {
+            throw FixtureError.malformed(fixture.label, "call needs prompt, negative_prompt and both seeds")
+        }
+        let options = MVDreamPipeline.Options(
+            steps: call["num_inference_steps"] as? Int ?? 30, guidanceScale: call["guidance_scale"] as? Double ?? 5,
+            elevation: call["elevation"] as? Double ?? 0, views: call["num_frames"] as? Int ?? 4,
+            height: call["height"] as? Int ?? 256, width: call["width"] as? Int ?? 256)
+
+        var out: [TensorComparison] = []
+        let promptIds = try standInIds(fixture, prompt), negativeIds = try standInIds(fixture, negative)
+        out.append(try .exact("prompt_input_ids", got: promptIds, expected: io.tensor("inter.prompt_input_ids")))
+        out.append(try .exact("negative_input_ids", got: negativeIds, expected: io.tensor("inter.negative_input_ids")))
+        let imagePrompt = try LGMImagePreparation.imagePrompt(io.tensor("input.image"), processor: processor, device: .cpu)
+        out.append(try .compare("pixel_values", got: imagePrompt.pixelValues, expected: io.tensor("inter.pixel_values"),
+                                atol: inputTolerance))
+
+        let expectedNames: [String: String] = [
+            "image_embeds": "inter.image_embeds", "image_latents": "inter.image_latents",
+            "prompt_embeds_pos": "inter.prompt_embeds_pos", "prompt_embeds_neg": "inter.prompt_embeds_neg",
+            "init_latents": "inter.init_latents", "camera": "inter.camera",
+        ]
+        try Torch.manualSeed(UInt64(globalSeed))
+        let generator = try Generator(seed: UInt64(latentSeed))
+        let result = try pipe(promptIds: promptIds, negativeIds: negativeIds, image: imagePrompt, options: options,
+                              generator: generator) { name, tensor in
+            let key = expectedNames[name] ?? "inter.\(name)"
+            guard io.info(key) != nil else { return }
+            let tolerance = name.hasPrefix("step") || name == "image_latents" ? pipelineTolerance
+                : name == "camera" || name == "init_latents" ? inputTolerance : networkTolerance
+            out.append(try .compare(name, got: tensor, expected: io.tensor(key), atol: tolerance))
+        }
+        out.append(try .compare("timesteps", got: Tensor(result.timesteps.map(Float.init)), expected: io.tensor("inter.timesteps"),
+                                atol: 0))
+        out.append(try .compare("images", got: result.images, expected: io.tensor("output.images"), atol: pipelineTolerance))
+        return out
     }
 
     /// The header text (everything up to and including `end_header\n`) must be identical.
