@@ -31,6 +31,13 @@ final class LGMTests: XCTestCase {
 
     func testLGMFixture() throws { try runCase("lgm") }
 
+    /// selftest's view of the folder: three cases, all handled and passing.
+    func testEveryFixtureOfTheFolderIsHandled() throws {
+        let results = try FixtureRunner().runFolder(shared)
+        XCTAssertEqual(results.map(\.fixture.stem).sorted(), ["lgm", "mv_unet_imagedream", "pipeline_imagedream"])
+        for r in results { XCTAssertTrue(r.passed, "\(r.fixture.label): \(r.error ?? r.comparisons.map(\.description).joined(separator: "; "))") }
+    }
+
     func testImageDreamUNetFixture() throws {
         let names = try runCase("mv_unet_imagedream").map(\.name)
         for name in ["time_emb", "camera_emb", "ip_emb", "h_in", "input_blocks.5", "middle_block", "output"] {
@@ -64,6 +71,42 @@ final class LGMTests: XCTestCase {
         XCTAssertThrowsError(try pipe.imageLatents(Tensor.ones([1, 4, 32, 32])))
         XCTAssertThrowsError(try pipe(promptIds: ids, negativeIds: ids, image: prompt, options: .init(steps: 1),
                                       latents: Tensor.zeros([4, 4, 32, 32]))) { XCTAssertTrue("\($0)".contains("latents"), "\($0)") }
+    }
+
+    /// The stage end to end on the tiny fixture networks (ImageDream 2 steps at 256 px, LGM at 64 px): a cut-out object
+    /// in, a pruned splat out, deterministic per seed, turned for each validator convention.
+    func testLGMStageOnTinyNetworks() throws {
+        let runner = FixtureRunner()
+        let cases = try runner.discover(shared)
+        let (pipe, processor) = try LGMFixtures.imageDreamPipeline(try XCTUnwrap(cases.first { $0.stem == "pipeline_imagedream" }))
+        let lgmCase = try XCTUnwrap(cases.first { $0.stem == "lgm" })
+        let model = try LGM(WeightLoader(lgmCase.weights()), config: lgmCase.decodeArgs(LGM.Config.self))
+        let stage = try LGMGaussianStage(imageDream: pipe, model: model, processor: processor,
+                                         promptIds: [998, 999] + [Int32](repeating: 0, count: 75), device: .cpu,
+                                         options: .init(steps: 2, decodeReferenceView: false))
+        XCTAssertEqual(stage.name, "lgm")
+        var pixels = [UInt8](repeating: 0, count: 48 * 32 * 4)
+        for y in 6..<26 { for x in 10..<40 { pixels.replaceSubrange((y * 48 + x) * 4..<(y * 48 + x) * 4 + 4, with: [220, UInt8(4 * y), UInt8(5 * x), 255]) } }
+        let image = try Image(width: 48, height: 32, channels: 4, pixels: pixels)
+
+        let up = try stage.generate(image: image, seed: 7, settings: .fast, output: SplatOutputOptions(orientation: .yUp, includeNormals: false))
+        let down = try stage.generate(image: image, seed: 7, settings: .fast, output: SplatOutputOptions(orientation: .yDown))
+        XCTAssertGreaterThan(up.count, 0)
+        XCTAssertLessThanOrEqual(up.count, 4 * 32 * 32)
+        XCTAssertEqual(up.count, down.count)
+        XCTAssertNil(up.normals)
+        XCTAssertEqual(down.normals?.count, 3 * down.count)
+        XCTAssertEqual(up.opacities, down.opacities)
+        XCTAssertEqual(up.shDC, down.shDC)
+        for i in 0..<up.count {
+            XCTAssertEqual(down.positions[3 * i], up.positions[3 * i], accuracy: 1e-6)
+            XCTAssertEqual(down.positions[3 * i + 1], -up.positions[3 * i + 1], accuracy: 1e-6)
+            XCTAssertEqual(down.positions[3 * i + 2], -up.positions[3 * i + 2], accuracy: 1e-6)
+        }
+        let data = try PLYWriter().encode(up)
+        XCTAssertEqual(try PLYReader.read(data).count, up.count)
+        XCTAssertThrowsError(try stage.generate(image: Image(width: 8, height: 8, filledWith: [0, 0, 0, 0]), seed: 1,
+                                                settings: .fast, output: .init()))
     }
 
     /// README: "leading" spacing with offset 1: 3 steps 667, 334, 1; 30 steps 958, 925, ..., 34, 1.
