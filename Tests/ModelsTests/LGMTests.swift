@@ -109,6 +109,29 @@ final class LGMTests: XCTestCase {
                                                 settings: .fast, output: .init()))
     }
 
+    /// The benchmark runs end to end at fixture size on the CPU (the real sizes are for the GPU machine).
+    func testBenchmarkRunsAtTinySize() throws {
+        let rows = try LGMBenchmark.run(device: .cpu, dtype: .float32, manifestDir: nil, sizes: .tiny)
+        for row in rows { print(row) }
+        XCTAssertEqual(rows.count, 10)
+        let lgmRow = try XCTUnwrap(rows.first { $0.name.hasPrefix("LGM forward") })
+        XCTAssertTrue(lgmRow.name.contains("4096 Gaussians") && lgmRow.notes.hasPrefix("finite"), "\(lgmRow)")
+        XCTAssertTrue(rows.allSatisfy { $0.milliseconds >= 0 })
+        // The real-size run reads its key lists and configs from the manifests.
+        let lgm = try LGMBenchmark.manifest(shared.appendingPathComponent("manifest_lgm_big.json"), LGM.Config.self)
+        XCTAssertEqual(lgm.config, .big)
+        XCTAssertEqual(lgm.shapes.count, 376)
+        let unet = try LGMBenchmark.manifest(shared.appendingPathComponent("manifest_mv_unet_imagedream.json"),
+                                             MultiViewUNetModel.Config.self)
+        XCTAssertEqual(unet.config, .imagedream)
+        XCTAssertEqual(unet.shapes, unet.config.parameterShapes())
+        // The configs of the components without a manifest: SD 2.1 text tower and ViT-H/14 parameter counts.
+        let text = LGMBenchmark.Sizes.imageDream.text.parameterShapes().values.reduce(0) { $0 + $1.reduce(1, *) }
+        XCTAssertEqual(Double(text) / 1e6, 340, accuracy: 15)
+        let vision = LGMBenchmark.Sizes.imageDream.vision.parameterShapes().values.reduce(0) { $0 + $1.reduce(1, *) }
+        XCTAssertEqual(Double(vision) / 1e6, 632, accuracy: 5)
+    }
+
     /// README: "leading" spacing with offset 1: 3 steps 667, 334, 1; 30 steps 958, 925, ..., 34, 1.
     func testDDIMTimestepsMatchReadme() throws {
         XCTAssertEqual(try DDIMScheduler(config: .init(), steps: 3).timesteps, [667, 334, 1])
