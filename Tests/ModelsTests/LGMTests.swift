@@ -132,6 +132,28 @@ final class LGMTests: XCTestCase {
         XCTAssertEqual(Double(vision) / 1e6, 632, accuracy: 5)
     }
 
+    /// The ViT-H/14 key set loads whole or for the penultimate layer only (last layer and post_layernorm skipped, an
+    /// optional visual_projection ignored); other unexpected keys are still reported.
+    func testCLIPVisionKeySets() throws {
+        let config = CLIPVisionModel.Config.vitH14
+        let infos = config.parameterShapes().mapValues { TensorInfo(dtype: .float16, shape: $0) }
+        let full = WeightLoader(ManifestWeights(infos))
+        let model = try CLIPVisionModel(full, config: config)
+        try full.checkAllUsed()
+        XCTAssertEqual(model.encoder.layers.count, 32)
+        var withProjection = infos
+        withProjection["visual_projection.weight"] = TensorInfo(dtype: .float16, shape: [1024, 1280])
+        let penultimate = WeightLoader(ManifestWeights(withProjection))
+        let trimmed = try CLIPVisionModel(penultimate, config: config, usesPenultimateLayerOnly: true)
+        try penultimate.checkAllUsed()
+        XCTAssertEqual(trimmed.encoder.layers.count, 31)
+        XCTAssertThrowsError(try trimmed(Tensor.zeros([1, 3, 224, 224])))
+        withProjection["vision_model.extra.bias"] = TensorInfo(dtype: .float16, shape: [2])
+        let extra = WeightLoader(ManifestWeights(withProjection))
+        _ = try CLIPVisionModel(extra, config: config, usesPenultimateLayerOnly: true)
+        XCTAssertThrowsError(try extra.checkAllUsed()) { XCTAssertTrue("\($0)".contains("vision_model.extra.bias"), "\($0)") }
+    }
+
     /// README: "leading" spacing with offset 1: 3 steps 667, 334, 1; 30 steps 958, 925, ..., 34, 1.
     func testDDIMTimestepsMatchReadme() throws {
         XCTAssertEqual(try DDIMScheduler(config: .init(), steps: 3).timesteps, [667, 334, 1])
@@ -310,6 +332,12 @@ final class LGMTests: XCTestCase {
             let expected = Dictionary(uniqueKeysWithValues: manifest.keys.map { ($0, manifest.info($0)!.shape) })
             XCTAssertEqual(config.parameterShapes(), expected, name)
         }
+        // Without camera_dim in the config, the checkpoint's camera MLP decides it.
+        var noCamera = MultiViewUNetModel.Config.imagedream
+        noCamera.cameraDim = nil
+        let w = WeightLoader(try ManifestWeights(url: shared.appendingPathComponent("manifest_mv_unet_imagedream.json")))
+        XCTAssertEqual(try MultiViewUNetModel(w, config: noCamera).config.cameraDim, 16)
+        try w.checkAllUsed()
     }
 
     func testMultiViewUNetShapesAndLoaderErrors() throws {

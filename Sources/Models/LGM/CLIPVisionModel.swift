@@ -114,9 +114,11 @@ public struct CLIPVisionModel {
         var layers = config.transformer
         if usesPenultimateLayerOnly {
             layers.layers -= 1
+            // Also a CLIPVisionModelWithProjection's `visual_projection` (beside `vision_model.`), which reads the pooled token.
             let unused = w.source.keys.filter {
                 $0.hasPrefix(w.key("encoder.layers.\(config.numHiddenLayers - 1).")) || $0.hasPrefix(w.key("post_layernorm."))
             }
+            root.ignore(["visual_projection.weight"])
             let prefix = w.prefix.isEmpty ? "" : w.prefix + "."
             w.ignore(unused.map { String($0.dropFirst(prefix.count)) })
             postLayerNorm = nil

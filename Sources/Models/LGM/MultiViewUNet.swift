@@ -286,9 +286,13 @@ public final class MultiViewUNetModel {
     let outNorm: GroupNorm
     let outConv: Conv
 
-    public init(_ w: WeightLoader, config c: Config) throws {
+    /// A config without `camera_dim` takes it from the checkpoint's camera MLP when there is one (the converted
+    /// ImageDream config may omit it while its weights and pipeline use a 16-value camera).
+    public init(_ w: WeightLoader, config: Config) throws {
+        var c = config
+        if c.cameraDim == nil, let shape = w.shape("camera_embed.0.weight"), shape.count == 2 { c.cameraDim = shape[1] }
         try c.validate()
-        config = c
+        self.config = c
         let e = c.embeddingDim
         timeEmbed = (try Linear(w.pp("time_embed").pp(0), inFeatures: c.modelChannels, outFeatures: e),
                      try Linear(w.pp("time_embed").pp(2), inFeatures: e, outFeatures: e))
