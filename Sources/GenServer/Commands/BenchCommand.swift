@@ -6,7 +6,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "microbench",
         abstract: "Stage benchmarks at real sizes with random weights on a device (not tests).",
-        subcommands: [MatmulBench.self, FluxBench.self, TrellisBench.self, BiRefNetBench.self, ScorerBench.self, PipelineBench.self])
+        subcommands: [MatmulBench.self, FluxBench.self, TrellisBench.self, BiRefNetBench.self, ScorerBench.self,
+                      PipelineBench.self, LGMBench.self])
 }
 
 /// Options every model benchmark takes.

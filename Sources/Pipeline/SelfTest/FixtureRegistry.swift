@@ -16,6 +16,7 @@ public enum FixtureRegistry {
         TrellisDenseFixtures.handlers,
         BiRefNetFixtures.handlers,
         ValidatorFixtures.handlers,
+        LGMFixtures.handlers,
     ]
 
     public static var scanners: [FixtureScanner] {
