@@ -20,9 +20,12 @@ public struct AssemblyOptions {
     public var requireReal: Bool
     public var fluxSize: Int
     public var fluxFloat8: Bool
+    /// The image -> 3D generator: "trellis" (default) or "lgm" (ImageDream + LGM).
+    public var generator: String
 
     public init(device: Device, modelsDirectories: [String] = [], smokeDirectory: URL? = nil, forceSmoke: Bool = false,
-                requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false) {
+                requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false, generator: String = "trellis") {
+        self.generator = generator
         self.device = device
         self.modelsDirectories = modelsDirectories
         self.smokeDirectory = smokeDirectory
@@ -72,9 +75,27 @@ public enum PipelineAssembly {
         let trellisDType: DType = device.isCUDA ? .float16 : .float32
         let fluxDType: DType = device.isCUDA ? .bfloat16 : .float32
 
-        if !options.forceSmoke, let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") {
-            var loaded = ["trellis": trellis.path, "dinov2": dino.path]
+        guard ["trellis", "lgm"].contains(options.generator) else {
+            throw PipelineError.badInput("unknown generator '\(options.generator)' (trellis or lgm)")
+        }
+        var loaded: [String: String] = [:]
+        var gaussianStage: GaussianStage? = nil
+        if options.forceSmoke {
+        } else if options.generator == "lgm" {
+            if let lgm = location("lgm"), let imageDream = location("imagedream") {
+                let checkpoint = lgm.appendingPathComponent("model_fp16_fixrot.safetensors")
+                gaussianStage = try LGMGaussianStage.load(imageDream: imageDream, lgmCheckpoint: checkpoint, device: device,
+                                                          dtype: trellisDType)
+                loaded["lgm"] = checkpoint.path
+                loaded["imagedream"] = imageDream.path
+            }
+        } else if let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") {
             let model = try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: trellisDType)
+            gaussianStage = TrellisGaussianStage(model: model)
+            loaded["trellis"] = trellis.path
+            loaded["dinov2"] = dino.path
+        }
+        if let gaussianStage {
             var textToImage: TextToImageStage? = nil
             if let flux = location("flux1-schnell") {
                 let format: FluxWeightFormat = options.fluxFloat8 ? .float8(Float8Options()) : .dense
@@ -92,9 +113,11 @@ public enum PipelineAssembly {
             let gate = try loadValidator(device: device, locate: location)
             for (k, v) in gate.loaded { loaded[k] = v }
             let pipeline = GenerationPipeline(
-                textToImage: textToImage, backgroundRemoval: remover, gaussians: TrellisGaussianStage(model: model),
+                textToImage: textToImage, backgroundRemoval: remover, gaussians: gaussianStage,
                 validator: gate.gate, missingAdvice: advice(missing))
-            return AssembledPipeline(pipeline: pipeline, name: "trellis-image-large" + (textToImage == nil ? "" : " + flux.1-schnell"),
+            let name = (options.generator == "lgm" ? "imagedream + lgm" : "trellis-image-large")
+                + (textToImage == nil ? "" : " + flux.1-schnell")
+            return AssembledPipeline(pipeline: pipeline, name: name,
                                      isSmoke: false, loaded: loaded, missing: missing)
         }
         if options.requireReal {

@@ -21,6 +21,7 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("flux-size"), help: "Side of the FLUX image in pixels (multiple of 16).") var fluxSize = 512
     @Flag(name: .customLong("flux-fp8"), help: "FLUX transformer weights in float8 e4m3 (fits 24 GB cards).")
     var fluxFP8 = false
+    @Option(help: "Image -> 3D generator: trellis or lgm (ImageDream + LGM).") var generator = "trellis"
     @Option(help: "Sampling preset: fast (12/12 steps) or quality (25/25).") var preset = "fast"
     @Flag(name: .customLong("no-validate"), help: "Do not score and gate the result.") var noValidate = false
     @Option(name: .customLong("min-score"), help: "Predicted validator score below which the answer is empty.")
@@ -47,7 +48,8 @@ struct PipelineOptions: ParsableArguments {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let smokeURL = smokeDir.map { URL(fileURLWithPath: $0) } ?? PipelineAssembly.findSmokeDirectory(from: [cwd, exe])
         let options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
-                                      forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8)
+                                      forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8,
+                                      generator: generator)
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
     }
 }
