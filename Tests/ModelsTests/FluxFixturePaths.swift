@@ -1,20 +1,6 @@
 import Foundation
 
-/// Locates `shared/fixtures/flux`: walks up from this file to the first folder holding `shared/fixtures`
-/// (this package's own) or a sibling `shared` beside the package (the /work/main + /work/shared layout, and CI).
 enum FluxFixturePaths {
-    static let folder: URL? = {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let fm = FileManager.default
-        while dir.path != "/" {
-            let candidate = dir.appendingPathComponent("shared/fixtures/flux")
-            if fm.fileExists(atPath: candidate.appendingPathComponent("README.md").path) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }()
-
-    /// Extra oracle cases made by scripts/flux_extra_fixtures.py (committed beside the tests).
-    static let extras = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Resources/flux_extra")
+    static let folder: URL? = try? FixturePaths.folder("flux")
+    static let extras = FixturePaths.resources("flux_extra")
 }
