@@ -146,6 +146,7 @@ final class BenchTests: XCTestCase {
         // A tie in score goes to the faster configuration.
         let tie = BudgetChooser.choose(rows: [row("a", p90: 12, score: 0.8), row("b", p90: 8, score: 0.8)], policy: policy)
         XCTAssertEqual(tie[0].chosen, "b")
+        XCTAssertEqual(tie[0].rejected["a"], "fits, same predicted score, slower (p90 12.00 s)")
     }
 
     func testBudgetFallsBackToTimeWithoutScores() throws {

@@ -109,6 +109,8 @@ public enum BudgetChooser {
         }
         for row in fitting where row.configuration.id != chosen.configuration.id {
             switch basis {
+            case .predictedScore where row.score.scores!.mean == chosen.score.scores!.mean:
+                rejected[row.configuration.id] = String(format: "fits, same predicted score, slower (p90 %.2f s)", row.total!.p90)
             case .predictedScore:
                 rejected[row.configuration.id] = String(format: "fits, lower predicted score %.3f", row.score.scores!.mean)
             default:
