@@ -57,7 +57,7 @@ let package = Package(
                 swiftSettings: strict),
         // Stages, configuration, fixture runner (selftest), pipeline assembly.
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
-                                                 "ModelStore", "Tokenizers"], swiftSettings: strict),
+                                                 "ModelStore", "Tokenizers", "HTTPServer"], swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
             "Pipeline", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -74,6 +74,6 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], exclude: ["Resources"],
                     swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer"], swiftSettings: strict),
     ]
 )

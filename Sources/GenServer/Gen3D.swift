@@ -10,7 +10,8 @@ struct Gen3D: AsyncParsableCommand {
         version: version,
         subcommands: [
             ServeCommand.self, GenerateCommand.self, FetchCLICommand.self, InfoCommand.self, SelfTestCommand.self,
-            RenderCommand.self, RenderCheckCommand.self, LoadTestCommand.self, BenchCommand.self, BenchPLYCommand.self,
+            RenderCommand.self, RenderCheckCommand.self, BenchPipelineCommand.self, ReadinessCommand.self,
+            LoadTestCommand.self, BenchCommand.self, BenchPLYCommand.self,
         ]
     )
 }
