@@ -12,6 +12,13 @@ public struct GaussianActivation: Sendable {
     public var opacityBias: Double
     public var softplusScaling: Bool
 
+    public init(minKernelSize: Double, scalingBias: Double, opacityBias: Double, softplusScaling: Bool) {
+        self.minKernelSize = minKernelSize
+        self.scalingBias = scalingBias
+        self.opacityBias = opacityBias
+        self.softplusScaling = softplusScaling
+    }
+
     public init(_ rep: GaussianRepresentationConfig) {
         minKernelSize = rep.filter3DKernelSize
         scalingBias = rep.scalingBias

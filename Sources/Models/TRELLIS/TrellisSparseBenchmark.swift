@@ -86,6 +86,62 @@ public enum TrellisSparseBenchmark {
         return rows
     }
 
+    /// Host-side cost of a NEW voxel set (every request has one): the layout and everything derived from the
+    /// coordinates that the SLat flow and the Gaussian decoder use, each stage on a fresh `SparseLayout` (median of
+    /// `iterations`), plus the PLY conversion of `voxels * 32` random Gaussians. No weights: runs on CPU too.
+    public static func layouts(device: Device, voxels: Int = 20_000, iterations: Int = 5, seed: UInt64 = 0) throws
+        -> [BenchmarkRow] {
+        guard voxels > 0, voxels <= 64 * 64 * 64 else { throw SparseTensorError("voxels must be in 1...262144, got \(voxels)") }
+        guard iterations > 0 else { throw SparseTensorError("iterations must be > 0") }
+        let clock = StageClock(device: device, iterations: iterations)
+        let generator = try Generator(seed: seed, device: device)
+        let coords = try blobVoxels(count: voxels, resolution: 64, device: device, generator: generator)
+        var rows: [BenchmarkRow] = []
+        func row(_ name: String, notes: String = "", _ body: () throws -> Void) throws {
+            let m = try clock.median(body)
+            rows.append(BenchmarkRow(name: name, milliseconds: m.ms, notes: notes))
+        }
+        try row("layout (validate coords)") { _ = try SparseLayout(coords: coords) }
+        try row("layout + CFG copy (batch 2)") { _ = try SparseLayout.repeated(SparseLayout(coords: coords), copies: 2) }
+        try row("neighbour map 64^3, batch 2") {
+            _ = try SparseLayout.repeated(SparseLayout(coords: coords), copies: 2).neighbourMap()
+        }
+        try row("downsample map 64^3 -> 32^3, batch 2") {
+            _ = try SparseLayout.repeated(SparseLayout(coords: coords), copies: 2).downsampling2()
+        }
+        let coarseCount = try SparseLayout(coords: coords).downsampling2().coarse.count
+        try row("all SLat flow structures, batch 2", notes: "\(voxels) fine, \(coarseCount) coarse voxels/item") {
+            let doubled = try SparseLayout.repeated(SparseLayout(coords: coords), copies: 2)
+            _ = try doubled.neighbourMap()
+            let coarse = try doubled.downsampling2().coarse
+            _ = try coarse.neighbourMap()
+            _ = try coarse.batchPacking()
+        }
+        let part = try SparseLayout(coords: coords).windowPartition(size: 8, shift: 4)
+        try row("swin windows, shift 0 and 4", notes: "shift 4: \(part.windowCount) windows, longest \(part.maxLength)") {
+            let layout = try SparseLayout(coords: coords)
+            _ = try layout.windowPartition(size: 8, shift: 0)
+            _ = try layout.windowPartition(size: 8, shift: 4)
+        }
+
+        let gaussians = voxels * 32
+        func field(_ columns: Int) throws -> Tensor {
+            try Tensor.randn([gaussians, columns], device: device, generator: generator) * 0.5
+        }
+        let layout = try SparseLayout(coords: coords)
+        let splatInput = try TrellisGaussians(
+            xyz: Tensor.rand([gaussians, 3], device: device, generator: generator),
+            featuresDC: field(3).view([gaussians, 1, 3]), scaling: field(3), rotation: field(4), opacity: field(1),
+            activation: GaussianActivation(minKernelSize: 0, scalingBias: 0.004, opacityBias: 0.1, softplusScaling: false),
+            gaussiansPerVoxel: 32, voxelOffsets: layout.offsets)
+        try row("save_ply fields on device", notes: "\(gaussians) Gaussians") { _ = try splatInput.plyFields() }
+        try row("  of which quaternion round trip") {
+            _ = try GaussianOutputRotation.savePlyQuaternions(splatInput.rotationWithBias(), orientation: .trellis)
+        }
+        try row("GaussianSplat (fields + host copies)") { _ = try splatInput.splat() }
+        return rows
+    }
+
     /// Multiply-adds x2 of the SLat transformer stack for the given coarse tokens per batch item.
     static func transformerFLOPs(config: SLatFlowConfig, tokensPerItem: [Int], contextTokens: Int) -> Double {
         let c = Double(config.modelChannels), cc = Double(config.condChannels), lc = Double(contextTokens)
