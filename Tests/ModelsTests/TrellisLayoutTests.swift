@@ -127,6 +127,31 @@ final class TrellisLayoutTests: XCTestCase {
         }
     }
 
+    /// The batch runs handed to FlashAttention varlen by `SparseAttention.full` on CUDA give the masked-SDPA result.
+    func testBatchRunsReproduceTheMaskedAttention() throws {
+        let layout = try SparseLayout(coords: randomCoords(seed: 13))
+        XCTAssertEqual(layout.batchSize, 3)
+        let gen = try Generator(seed: 6)
+        let (n, h, d) = (layout.count, 2, 4)
+        let q = try Tensor.randn([n, h, d], generator: gen), k = try Tensor.randn([n, h, d], generator: gen)
+        let v = try Tensor.randn([n, h, d], generator: gen)
+        let packing = try layout.batchPacking()
+        let runs = try SparseAttention.fullVarlen(q: q, k: k, v: v, packing: packing) { q, k, v, cu, longest in
+            let bounds = try cu.toArray(Int32.self).map { Int($0) }
+            XCTAssertEqual(bounds, layout.offsets)
+            XCTAssertEqual(longest, layout.counts.max())
+            return try Tensor.cat((0..<(bounds.count - 1)).map { b in
+                func heads(_ t: Tensor) throws -> Tensor {
+                    try t.narrow(0, start: bounds[b], length: bounds[b + 1] - bounds[b]).transpose(0, 1).unsqueeze(0)
+                }
+                return try F.scaledDotProductAttention(heads(q), heads(k), heads(v)).squeeze(0).transpose(0, 1)
+            }, dim: 0)
+        }
+        let masked = try SparseAttention.full(q: q, k: k, v: v, layout: layout)
+        let cmp = try TensorComparison.compare("batch runs", got: runs, expected: masked, atol: 1e-5)
+        XCTAssertTrue(cmp.passed, cmp.description)
+    }
+
     func testFlashAttentionIsOnlyChosenOnCUDA() throws {
         XCTAssertFalse(FlashAttention.supports(device: .cpu, dtype: .float16, headSize: 64))
         XCTAssertFalse(FlashAttention.supports(device: .cuda(0), dtype: .float32, headSize: 64))

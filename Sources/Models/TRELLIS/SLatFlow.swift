@@ -284,7 +284,8 @@ public typealias ElasticSLatFlowModel = SLatFlowModel
 
 /// One SLat flow evaluation per sampler step for a fixed voxel set: the conditional and unconditional passes of
 /// classifier-free guidance run as ONE forward over the voxel set repeated twice (batch 2B), with cat(cond, negCond)
-/// as the condition. Layouts (neighbour maps, downsampling, packing) are built on the first call and reused.
+/// as the condition. Layouts (neighbour maps, downsampling, packing) and the conditions' cross-attention keys/values
+/// are built on the first call that needs them and reused by every later step.
 public final class SLatGuidedDenoiser {
     public let model: SLatFlowModel
     /// The B samples' voxels.

@@ -96,10 +96,15 @@ public enum SparseAttention {
         useFlashAttention && FlashAttention.supports(device: t.device, dtype: t.dtype, headSize: t.size(t.ndim - 1))
     }
 
-    /// Full self-attention inside each batch item (one SDPA call over [B, H, Lmax, D] with a key mask when batch items
-    /// differ in size).
+    /// Full self-attention inside each batch item: FlashAttention varlen over the batch items' rows on CUDA, else one
+    /// SDPA call over [B, H, Lmax, D] with a key mask when batch items differ in size.
     public static func full(q: Tensor, k: Tensor, v: Tensor, layout: SparseLayout) throws -> Tensor {
         let packing = try layout.batchPacking()
+        if flash(q) {
+            return try fullVarlen(q: q, k: k, v: v, packing: packing) { q, k, v, starts, longest in
+                try FlashAttention.varlen(q: q, k: k, v: v, cuQ: starts, cuK: starts, maxQ: longest, maxK: longest)
+            }
+        }
         let (n, h, d) = (q.size(0), q.size(1), q.size(2))
         func pack(_ t: Tensor) throws -> Tensor {
             try packing.pack(t.reshape([n, h * d])).view([packing.batchSize, packing.maxLength, h, d]).transpose(1, 2)
@@ -127,6 +132,14 @@ public enum SparseAttention {
                                                 mask: part.keyMask)
         let rows = try o.transpose(1, 2).reshape([part.windowCount * part.maxLength, h * d])
         return try rows.indexSelect(0, part.slot)
+    }
+
+    /// Full attention on the rows as they are (batch items are contiguous runs): `attend(q, k, v, batchStarts,
+    /// maxLength)` attends inside each run of rows [N, H, D]. Returns [N, H*D].
+    static func fullVarlen(q: Tensor, k: Tensor, v: Tensor, packing: SparseBatchPacking,
+                           attend: (Tensor, Tensor, Tensor, Tensor, Int) throws -> Tensor) throws -> Tensor {
+        let o = try attend(q, k, v, packing.batchStarts, packing.maxLength)
+        return try o.reshape([q.size(0), q.size(1) * q.size(2)])
     }
 
     /// Windowed attention on the window-sorted rows: `attend(q, k, v, windowStarts, maxLength)` attends inside each

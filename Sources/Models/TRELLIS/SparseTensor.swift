@@ -213,11 +213,14 @@ final class SparseBatchPacking {
     let slot: Tensor?
     /// [B, 1, 1, Lmax] bool, true = real voxel (nil when nothing is padded).
     let keyMask: Tensor?
+    /// [B + 1] int32 on the device: first row of every batch item, then N (the runs of variable-length attention).
+    let batchStarts: Tensor
 
     init(layout: SparseLayout) throws {
         batchSize = layout.batchSize
         let longest = layout.counts.max()!
         maxLength = longest
+        batchStarts = try Tensor(layout.offsets.map { Int32($0) }).to(layout.device)
         if layout.counts.allSatisfy({ $0 == longest }) {
             slot = nil
             keyMask = nil
