@@ -152,6 +152,22 @@ final class TrellisLayoutTests: XCTestCase {
         XCTAssertTrue(cmp.passed, cmp.description)
     }
 
+    /// A kernel failure turns FlashAttention off (once, with the reason kept) and answers through SDPA; OOM is rethrown.
+    func testFlashFailureFallsBackToSDPA() throws {
+        let (before, failure) = (SparseAttention.useFlashAttention, SparseAttention.flashFailure)
+        defer { (SparseAttention.useFlashAttention, SparseAttention.flashFailure) = (before, failure) }
+        SparseAttention.useFlashAttention = true
+        let out = try SparseAttention.flashOrFallback({ throw SparseTensorError("no kernel image for this device") },
+                                                      otherwise: { try Tensor.ones([1]) })
+        XCTAssertEqual(try out.item(), 1)
+        XCTAssertFalse(SparseAttention.useFlashAttention)
+        XCTAssertEqual(SparseAttention.flashFailure, "no kernel image for this device")
+        SparseAttention.useFlashAttention = true
+        XCTAssertThrowsError(try SparseAttention.flashOrFallback({ throw SparseTensorError("[oom] CUDA out of memory") },
+                                                                 otherwise: { try Tensor.ones([1]) }))
+        XCTAssertTrue(SparseAttention.useFlashAttention)
+    }
+
     func testFlashAttentionIsOnlyChosenOnCUDA() throws {
         XCTAssertFalse(FlashAttention.supports(device: .cpu, dtype: .float16, headSize: 64))
         XCTAssertFalse(FlashAttention.supports(device: .cuda(0), dtype: .float32, headSize: 64))

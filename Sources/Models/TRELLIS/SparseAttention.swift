@@ -92,19 +92,41 @@ public enum SparseAttention {
     /// SDPA path everywhere (the CPU path; for comparisons).
     nonisolated(unsafe) public static var useFlashAttention = true
 
+    /// Why FlashAttention was turned off at run time (its first failure other than running out of memory), if it was.
+    nonisolated(unsafe) public internal(set) static var flashFailure: String?
+
     static func flash(_ t: Tensor) -> Bool {
         useFlashAttention && FlashAttention.supports(device: t.device, dtype: t.dtype, headSize: t.size(t.ndim - 1))
+    }
+
+    /// Runs the FlashAttention path; if the kernels refuse the call (e.g. a libtorch built without them, an older GPU),
+    /// says so once on stderr, turns them off for the process and runs the SDPA path instead. Out-of-memory is rethrown.
+    static func flashOrFallback(_ flashPath: () throws -> Tensor, otherwise fallback: () throws -> Tensor) throws -> Tensor {
+        do {
+            return try flashPath()
+        } catch {
+            let message = "\(error)"
+            if message.contains("[oom]") { throw error }
+            useFlashAttention = false
+            flashFailure = message
+            FileHandle.standardError.write(Data("FlashAttention failed, using SDPA from now on: \(message)\n".utf8))
+            return try fallback()
+        }
     }
 
     /// Full self-attention inside each batch item: FlashAttention varlen over the batch items' rows on CUDA, else one
     /// SDPA call over [B, H, Lmax, D] with a key mask when batch items differ in size.
     public static func full(q: Tensor, k: Tensor, v: Tensor, layout: SparseLayout) throws -> Tensor {
         let packing = try layout.batchPacking()
-        if flash(q) {
-            return try fullVarlen(q: q, k: k, v: v, packing: packing) { q, k, v, starts, longest in
+        guard flash(q) else { return try fullPadded(q: q, k: k, v: v, packing: packing) }
+        return try flashOrFallback({
+            try fullVarlen(q: q, k: k, v: v, packing: packing) { q, k, v, starts, longest in
                 try FlashAttention.varlen(q: q, k: k, v: v, cuQ: starts, cuK: starts, maxQ: longest, maxK: longest)
             }
-        }
+        }, otherwise: { try fullPadded(q: q, k: k, v: v, packing: packing) })
+    }
+
+    static func fullPadded(q: Tensor, k: Tensor, v: Tensor, packing: SparseBatchPacking) throws -> Tensor {
         let (n, h, d) = (q.size(0), q.size(1), q.size(2))
         func pack(_ t: Tensor) throws -> Tensor {
             try packing.pack(t.reshape([n, h * d])).view([packing.batchSize, packing.maxLength, h, d]).transpose(1, 2)
@@ -117,12 +139,17 @@ public enum SparseAttention {
     /// `qkv` is the fused projection [N, 3, H, D].
     public static func windowed(qkv: Tensor, layout: SparseLayout, windowSize: Int, shift: Int) throws -> Tensor {
         let part = try layout.windowPartition(size: windowSize, shift: shift)
-        let (n, h, d) = (qkv.size(0), qkv.size(2), qkv.size(3))
-        if flash(qkv) {
-            return try windowedVarlen(qkv: qkv, partition: part) { q, k, v, starts, longest in
+        guard flash(qkv) else { return try windowedPadded(qkv: qkv, partition: part) }
+        return try flashOrFallback({
+            try windowedVarlen(qkv: qkv, partition: part) { q, k, v, starts, longest in
                 try FlashAttention.varlen(q: q, k: k, v: v, cuQ: starts, cuK: starts, maxQ: longest, maxK: longest)
             }
-        }
+        }, otherwise: { try windowedPadded(qkv: qkv, partition: part) })
+    }
+
+    /// One SDPA over [W, H, maxLength, D] window slots with the key mask.
+    static func windowedPadded(qkv: Tensor, partition part: SparseWindowPartition) throws -> Tensor {
+        let (n, h, d) = (qkv.size(0), qkv.size(2), qkv.size(3))
         let flat = try qkv.reshape([n, 3 * h * d])
         let packed = try Tensor.zeros([part.windowCount * part.maxLength, 3 * h * d], dtype: qkv.dtype, device: qkv.device)
         try packed.indexPut_([part.slot], flat)
@@ -155,7 +182,10 @@ public enum SparseAttention {
     /// Head-major attention q [B, H, Lq, D], k, v [B, H, Lk, D] with an optional key mask [B, 1, 1, Lk]:
     /// FlashAttention when it applies and nothing is masked, else SDPA.
     static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: Tensor?) throws -> Tensor {
-        if keyMask == nil, flash(q) { return try FlashAttention.dense(q: q, k: k, v: v) }
+        if keyMask == nil, flash(q) {
+            return try flashOrFallback({ try FlashAttention.dense(q: q, k: k, v: v) },
+                                       otherwise: { try F.scaledDotProductAttention(q, k, v) })
+        }
         return try F.scaledDotProductAttention(q, k, v, mask: keyMask)
     }
 }

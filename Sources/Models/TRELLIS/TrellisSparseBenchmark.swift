@@ -118,7 +118,10 @@ public enum TrellisSparseBenchmark {
                                             clock: StageClock, generator: Generator) throws -> [BenchmarkRow] {
         let qkv = try Tensor.randn([layout.count, 3, heads, channels / heads], device: layout.device, generator: generator)
             .to(dtype)
-        guard SparseAttention.useFlashAttention, SparseAttention.flash(qkv) else { return [] }
+        guard SparseAttention.useFlashAttention, SparseAttention.flash(qkv) else {
+            guard let failure = SparseAttention.flashFailure else { return [] }
+            return [BenchmarkRow(name: "swin attention, flash varlen", milliseconds: .nan, notes: "turned off: \(failure)")]
+        }
         let part = try layout.windowPartition(size: 8, shift: 4)
         let flash = try clock.median { _ = try SparseAttention.windowed(qkv: qkv, layout: layout, windowSize: 8, shift: 4) }
         let viaFlash = try SparseAttention.windowed(qkv: qkv, layout: layout, windowSize: 8, shift: 4)
