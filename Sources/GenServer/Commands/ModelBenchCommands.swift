@@ -23,14 +23,22 @@ struct TrellisBench: ParsableCommand {
         commandName: "trellis",
         abstract: "TRELLIS-image-large stages: DINOv2-L at 518, SS flow/sampler/decoder, SLat flow, Gaussian decoder.")
     @OptionGroup var options: DeviceOptions
-    @Option(help: "Folder with the full-size manifest_*.json of TRELLIS (fixtures/trellis).") var manifests: String
+    @Option(help: "Folder with the full-size manifest_*.json of TRELLIS (fixtures/trellis).") var manifests = ""
     @Option(help: "Active voxels for the sparse stages.") var voxels = 20_000
     @Flag(help: "Only the dense stages.") var denseOnly = false
     @Flag(help: "Only the sparse stages.") var sparseOnly = false
+    @Flag(help: "Only the coordinate-derived structures of a new voxel set and the PLY conversion (no weights).")
+    var layoutsOnly = false
 
     func run() throws {
         let (device, dtype) = try options.resolved()
         let dir = URL(fileURLWithPath: manifests)
+        if layoutsOnly {
+            printBenchHeader("TRELLIS sparse layouts of a new voxel set", device: device, dtype: dtype)
+            for row in try TrellisSparseBenchmark.layouts(device: device, voxels: voxels) { print(row) }
+            return
+        }
+        guard !manifests.isEmpty else { throw ValidationError("--manifests is required (except with --layouts-only)") }
         printBenchHeader("TRELLIS-image-large, random weights at real size", device: device, dtype: dtype)
         if !sparseOnly {
             for row in try TrellisDenseBenchmark.run(device: device, dtype: dtype, manifestDir: dir) { print(row) }

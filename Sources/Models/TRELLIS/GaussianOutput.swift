@@ -12,6 +12,13 @@ public struct GaussianActivation: Sendable {
     public var opacityBias: Double
     public var softplusScaling: Bool
 
+    public init(minKernelSize: Double, scalingBias: Double, opacityBias: Double, softplusScaling: Bool) {
+        self.minKernelSize = minKernelSize
+        self.scalingBias = scalingBias
+        self.opacityBias = opacityBias
+        self.softplusScaling = softplusScaling
+    }
+
     public init(_ rep: GaussianRepresentationConfig) {
         minKernelSize = rep.filter3DKernelSize
         scalingBias = rep.scalingBias
@@ -171,19 +178,37 @@ public struct TrellisGaussians {
     }
 
     /// A `GaussianSplat` exactly as `save_ply` writes it (normals zero unless `includeNormals` is false, then
-    /// omitted). The flat arrays are copied off the device once each.
+    /// omitted). All fields are computed on the device; each is then copied once, straight into its array.
     public func splat(orientation: GaussianOrientation = .trellis, includeNormals: Bool = true) throws -> GaussianSplat {
         let f = try plyFields(orientation: orientation)
         return GaussianSplat(
-            positions: try f.positions.floats(),
+            positions: try TrellisGaussians.hostFloats(f.positions),
             normals: includeNormals ? [Float](repeating: 0, count: 3 * count) : nil,
-            shDC: try f.featuresDC.floats(),
+            shDC: try TrellisGaussians.hostFloats(f.featuresDC),
             shDegree: 0,
-            opacities: try f.opacity.floats(),
-            scales: try f.scales.floats(),
-            rotations: try f.rotations.floats())
+            opacities: try TrellisGaussians.hostFloats(f.opacity),
+            scales: try TrellisGaussians.hostFloats(f.scales),
+            rotations: try TrellisGaussians.hostFloats(f.rotations))
+    }
+
+    /// The float32 values of `t` in a Swift array, copied by the device straight into the array's storage (a tensor
+    /// wrapping it), without the intermediate host tensor of `Tensor.floats()` (a second allocation and copy).
+    static func hostFloats(_ t: Tensor) throws -> [Float] {
+        let n = t.count
+        var out = [Float](unsafeUninitializedCapacity: n) { _, initialized in initialized = n }
+        guard n > 0 else { return out }
+        let source = try t.to(.float32).reshape([n])
+        try out.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            let owner = HostBufferOwner()
+            try Tensor.wrapping(base, shape: [n], dtype: .float32, owner: owner).copy_(source)
+        }
+        return out
     }
 }
+
+/// Keeps nothing alive: the wrapped Swift array outlives the tensor that views it inside `withUnsafeMutableBytes`.
+private final class HostBufferOwner {}
 
 /// The rotation arithmetic of `save_ply`, operation for operation: utils3d `quaternion_to_matrix` on the float32
 /// quaternions (normalise, I + 2(A + wB), all float32), the axis swap R applied in float64 (`np.matmul` with an

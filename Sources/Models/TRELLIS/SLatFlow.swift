@@ -180,13 +180,19 @@ public final class SLatFlowModel {
     /// Velocity for the noisy latent `x` ([N, in_channels] on the voxels), model time `t` ([B] = 1000 t) and image
     /// condition `cond` [B, Lc, cond_channels]. Returns float32 features in `x`'s voxel order.
     public func callAsFunction(_ x: SparseTensor, t: Tensor, cond: Tensor, capture: SLatCapture? = nil) throws -> SparseTensor {
+        try self(x, t: t, condition: condition(cond), capture: capture)
+    }
+
+    /// The same with the condition prepared once by `condition(_:)` (reused across sampler steps).
+    public func callAsFunction(_ x: SparseTensor, t: Tensor, condition: SLatFlowCondition,
+                               capture: SLatCapture? = nil) throws -> SparseTensor {
         let b = x.layout.batchSize
         guard x.channels == config.inChannels else {
             throw SparseTensorError("SLat flow expects \(config.inChannels) latent channels, got \(x.channels)")
         }
         guard t.count == b else { throw SparseTensorError("SLat flow: \(t.count) timesteps for \(b) batch items") }
-        guard cond.ndim == 3, cond.size(0) == b, cond.size(2) == config.condChannels else {
-            throw SparseTensorError("SLat flow: cond must be [\(b), L, \(config.condChannels)], got \(cond.shape)")
+        guard condition.batchSize == b else {
+            throw SparseTensorError("SLat flow: the condition has \(condition.batchSize) batch items, the voxels \(b)")
         }
         guard x.layout.extent <= config.resolution else {
             throw SparseTensorError("SLat flow: voxel coordinates reach \(x.layout.extent - 1), resolution is \(config.resolution)")
@@ -194,16 +200,24 @@ public final class SLatFlowModel {
         guard x.layout.device == device else {
             throw SparseTensorError("SLat flow: the voxel coordinates are on \(x.layout.device), the model on \(device)")
         }
-        let (tEmb, context) = try conditioning(t: t, cond: cond)
+        let tEmb = try timeEmbedding(t)
         let (coarse, skips) = try encode(x, tEmb: tEmb, capture: capture)
-        let h = try transformer(coarse, tEmb: tEmb, context: context, capture: capture)
+        let h = try transformer(coarse, tEmb: tEmb, condition: condition, capture: capture)
         return try decode(h, skips: skips, tEmb: tEmb, capture: capture)
     }
 
-    /// Time embedding and condition in the torso dtype.
-    func conditioning(t: Tensor, cond: Tensor) throws -> (tEmb: Tensor, context: Tensor) {
-        (try tEmbedder(t).to(dtype), try cond.to(device, dtype: dtype))
+    /// The image condition [B, Lc, cond_channels] prepared for the transformer blocks: every block's cross-attention
+    /// keys and values, in the torso dtype on the model's device.
+    public func condition(_ cond: Tensor) throws -> SLatFlowCondition {
+        guard cond.ndim == 3, cond.size(2) == config.condChannels else {
+            throw SparseTensorError("SLat flow: cond must be [B, L, \(config.condChannels)], got \(cond.shape)")
+        }
+        let context = try cond.to(device, dtype: dtype)
+        return SLatFlowCondition(batchSize: cond.size(0), keysValues: try blocks.map { try $0.crossAttention.keysValues(context) })
     }
+
+    /// Time embedding [B, C] in the torso dtype.
+    func timeEmbedding(_ t: Tensor) throws -> Tensor { try tEmbedder(t).to(dtype) }
 
     /// Input layer and input res blocks (down to the coarse voxels); returns the skip features of every block.
     func encode(_ x: SparseTensor, tEmb: Tensor, capture: SLatCapture?) throws -> (SparseTensor, [Tensor]) {
@@ -241,15 +255,27 @@ public final class SLatFlowModel {
     }
 
     /// Position embedding + transformer blocks on the coarse voxels, run packed as [B, L, C].
-    func transformer(_ h: SparseTensor, tEmb: Tensor, context: Tensor, capture: SLatCapture?) throws -> SparseTensor {
+    func transformer(_ h: SparseTensor, tEmb: Tensor, condition: SLatFlowCondition, capture: SLatCapture?) throws -> SparseTensor {
         let pos = try positionEmbedder(h.coords.narrow(1, start: 1, length: 3)).to(dtype)
         let packing = try h.layout.batchPacking()
         var tokens = try packing.pack(h.feats + pos)
-        for (k, block) in blocks.enumerated() {
-            tokens = try block(tokens, tEmb: tEmb, context: context, keyMask: packing.keyMask)
+        for (k, (block, kv)) in zip(blocks, condition.keysValues).enumerated() {
+            tokens = try block(tokens, tEmb: tEmb, keys: kv.keys, values: kv.values, keyMask: packing.keyMask)
             if let capture { capture("block\(k).feats", try packing.unpack(tokens)) }
         }
         return try h.replacing(packing.unpack(tokens))
+    }
+}
+
+/// An image condition prepared for `SLatFlowModel`: the cross-attention keys and values of every block
+/// ([B, Lc, H, D] each). The condition is the same at every sampler step, so one preparation serves them all.
+public final class SLatFlowCondition {
+    public let batchSize: Int
+    let keysValues: [(keys: Tensor, values: Tensor)]
+
+    init(batchSize: Int, keysValues: [(keys: Tensor, values: Tensor)]) {
+        self.batchSize = batchSize
+        self.keysValues = keysValues
     }
 }
 
@@ -258,7 +284,8 @@ public typealias ElasticSLatFlowModel = SLatFlowModel
 
 /// One SLat flow evaluation per sampler step for a fixed voxel set: the conditional and unconditional passes of
 /// classifier-free guidance run as ONE forward over the voxel set repeated twice (batch 2B), with cat(cond, negCond)
-/// as the condition. Layouts (neighbour maps, downsampling, packing) are built on the first call and reused.
+/// as the condition. Layouts (neighbour maps, downsampling, packing) and the conditions' cross-attention keys/values
+/// are built on the first call that needs them and reused by every later step.
 public final class SLatGuidedDenoiser {
     public let model: SLatFlowModel
     /// The B samples' voxels.
@@ -291,16 +318,34 @@ public final class SLatGuidedDenoiser {
         doubled = try SparseLayout.repeated(layout, copies: 2)
     }
 
+    /// cond alone and cat(cond, negCond), each prepared on its first use and kept for the remaining steps.
+    private var singleCondition: SLatFlowCondition?
+    private var pairedCondition: SLatFlowCondition?
+
+    private func condition(paired: Bool) throws -> SLatFlowCondition {
+        if paired {
+            if let pairedCondition { return pairedCondition }
+            let prepared = try model.condition(pairedCond)
+            pairedCondition = prepared
+            return prepared
+        }
+        if let singleCondition { return singleCondition }
+        let prepared = try model.condition(cond)
+        singleCondition = prepared
+        return prepared
+    }
+
     /// Velocity at sampler time `t` (the model sees 1000 t) for latents `x` [N, C]. Guided:
     /// (1 + s) v(x, cond) - s v(x, negCond) from one doubled forward; unguided: v(x, cond).
     public func velocity(_ x: Tensor, t: Double, cfgStrength: Double, guided: Bool) throws -> Tensor {
         let b = layout.batchSize
         if !guided {
             let tt = try Tensor.full([b], value: 1000 * t, dtype: .float32, device: model.device)
-            return try model(SparseTensor(feats: x, layout: layout), t: tt, cond: cond).feats
+            return try model(SparseTensor(feats: x, layout: layout), t: tt, condition: condition(paired: false)).feats
         }
         let tt = try Tensor.full([2 * b], value: 1000 * t, dtype: .float32, device: model.device)
-        let v = try model(SparseTensor(feats: Tensor.cat([x, x], dim: 0), layout: doubled), t: tt, cond: pairedCond).feats
+        let v = try model(SparseTensor(feats: Tensor.cat([x, x], dim: 0), layout: doubled), t: tt,
+                          condition: condition(paired: true)).feats
         let n = layout.count
         let vCond = try v.narrow(0, start: 0, length: n), vUncond = try v.narrow(0, start: n, length: n)
         return try vCond * (1 + cfgStrength) - vUncond * cfgStrength

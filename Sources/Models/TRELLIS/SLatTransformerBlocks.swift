@@ -139,7 +139,7 @@ struct SLatSelfAttention {
         let v = try qkv.select(2, 2)
         if let qNorm { q = try qNorm(q) }
         if let kNorm { k = try kNorm(k) }
-        let o = try F.scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask: keyMask)
+        let o = try SparseAttention.attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), keyMask: keyMask)
         return try toOut(o.transpose(1, 2).reshape([b, l, channels]))
     }
 }
@@ -165,16 +165,27 @@ struct SLatCrossAttention {
         self.channels = channels
     }
 
-    func callAsFunction(_ x: Tensor, context: Tensor) throws -> Tensor {
-        let (b, l, lc) = (x.size(0), x.size(1), context.size(1))
-        let d = channels / heads
-        var q = try toQ(x).view([b, l, heads, d])
-        let kv = try toKV(context).view([b, lc, 2, heads, d])
+    /// Keys and values of the condition [B, Lc, Cc] for this block, [B, Lc, H, D] each (K RMS-normed when
+    /// configured). They do not change across sampler steps, so `SLatFlowCondition` computes them once.
+    func keysValues(_ context: Tensor) throws -> (keys: Tensor, values: Tensor) {
+        let (b, lc) = (context.size(0), context.size(1))
+        let kv = try toKV(context).view([b, lc, 2, heads, channels / heads])
         var k = try kv.select(2, 0)
-        let v = try kv.select(2, 1)
-        if let qNorm { q = try qNorm(q) }
         if let kNorm { k = try kNorm(k) }
-        let o = try F.scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return (k, try kv.select(2, 1))
+    }
+
+    func callAsFunction(_ x: Tensor, context: Tensor) throws -> Tensor {
+        let (k, v) = try keysValues(context)
+        return try self(x, keys: k, values: v)
+    }
+
+    /// x [B, L, C] attends to precomputed keys and values [B, Lc, H, D].
+    func callAsFunction(_ x: Tensor, keys k: Tensor, values v: Tensor) throws -> Tensor {
+        let (b, l) = (x.size(0), x.size(1))
+        var q = try toQ(x).view([b, l, heads, channels / heads])
+        if let qNorm { q = try qNorm(q) }
+        let o = try SparseAttention.attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), keyMask: nil)
         return try toOut(o.transpose(1, 2).reshape([b, l, channels]))
     }
 }
@@ -202,15 +213,15 @@ struct SLatModulatedCrossBlock {
         modulation = try Linear(w.pp("adaLN_modulation").pp(1), inFeatures: channels, outFeatures: 6 * channels)
     }
 
-    /// x [B, L, C]; tEmb [B, C]; context [B, Lc, Cc]; keyMask [B, 1, 1, L] or nil.
-    func callAsFunction(_ x: Tensor, tEmb: Tensor, context: Tensor, keyMask: Tensor?) throws -> Tensor {
+    /// x [B, L, C]; tEmb [B, C]; the condition's keys and values for this block [B, Lc, H, D]; keyMask [B, 1, 1, L] or nil.
+    func callAsFunction(_ x: Tensor, tEmb: Tensor, keys: Tensor, values: Tensor, keyMask: Tensor?) throws -> Tensor {
         let mod = try modulation(tEmb.silu()).unsqueeze(1).chunk(6, dim: 2)
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (mod[0], mod[1], mod[2], mod[3], mod[4], mod[5])
         var x = x
         var h = try norm1(x) * (scaleMSA + 1) + shiftMSA
         h = try selfAttention(h, keyMask: keyMask)
         x = try x + h * gateMSA
-        h = try crossAttention(norm2(x), context: context)
+        h = try crossAttention(norm2(x), keys: keys, values: values)
         x = try x + h
         h = try norm3(x) * (scaleMLP + 1) + shiftMLP
         h = try mlp(h)

@@ -3,9 +3,11 @@ import NN
 import TorchShim
 
 /// For every voxel, the rows of its 27 neighbours at offsets d in {-1,0,1}^3 (x-major: k = 9(dx+1) + 3(dy+1) + (dz+1),
-/// the order of spconv's [C_out, kx, ky, kz, C_in] weight), found through a dense index grid (one int64 row index per
-/// cell of a (extent+2)^3 box per batch item, -1 for empty cells; the +2 border makes every neighbour lookup in range).
-/// Built once per voxel set and shared by every submanifold convolution on it.
+/// the order of spconv's [C_out, kx, ky, kz, C_in] weight), found through a dense int32 index grid (the row of every
+/// occupied cell of a (extent+2)^3 box per batch item, -1 for empty cells; the +2 border makes every neighbour lookup
+/// land inside the grid, so no clamping or validity mask is needed). All batched tensor ops on the layout's device:
+/// one index_put to fill the grid, one gather of N x 27 cells. Built once per voxel set and shared by every
+/// submanifold convolution on it.
 final class SparseNeighbourMap {
     static let kernelVolume = 27
     /// Largest dense grid we agree to allocate (cells over all batch items).
@@ -30,19 +32,25 @@ final class SparseNeighbourMap {
         let b = try c.select(1, 0), x = try c.select(1, 1), y = try c.select(1, 2), z = try c.select(1, 3)
         // Linear cell of (b, x+1, y+1, z+1) in the padded grid.
         let cell = try ((b.multipliedInt(p) + x.addingInt(1)).multipliedInt(p) + y.addingInt(1)).multipliedInt(p) + z.addingInt(1)
-        let grid = try Tensor.full([cells], value: -1, dtype: .int64, device: device)
-        try grid.indexPut_([cell], Tensor.arange(0, Double(n), dtype: .int64, device: device))
+        let grid = try Tensor.full([cells], value: -1, dtype: .int32, device: device)
+        try grid.indexPut_([cell], Tensor.arange(0, Double(n), dtype: .int32, device: device))
 
-        var deltas: [Int64] = []
-        for dx in -1...1 { for dy in -1...1 { for dz in -1...1 { deltas.append(Int64((dx * p + dy) * p + dz)) } } }
-        let delta = try Tensor(deltas).to(device)
-        let lookup = try (cell.unsqueeze(1) + delta.unsqueeze(0)).reshape([-1])
-        let neighbour = try grid.indexSelect(0, lookup)
+        let lookup = try (cell.unsqueeze(1) + SparseNeighbourMap.cellOffsets(gridSize: p, device: device).unsqueeze(0)).reshape([-1])
+        let neighbour = try grid.indexSelect(0, lookup).to(.int64)
         let missing = try neighbour.lt(0)
         let rows = try Tensor.where(missing, Tensor.full([], value: Double(n), dtype: .int64, device: device), neighbour)
         inputRows = rows
         let k = try Tensor.arange(0, 27, dtype: .int64, device: device).unsqueeze(0).expand([n, 27]).reshape([-1])
         productRows = try rows.multipliedInt(27) + k
+    }
+
+    /// [27] int64 linear offsets (dx p + dy) p + dz of the 27 neighbours in a grid of side p, x-major, made on the device.
+    static func cellOffsets(gridSize p: Int, device: Device) throws -> Tensor {
+        let k = try Tensor.arange(0, 27, dtype: .int64, device: device)
+        let dx = try k.floorDividedInt(9).addingInt(-1)
+        let dy = try (k.floorDividedInt(3) - k.floorDividedInt(9).multipliedInt(3)).addingInt(-1)
+        let dz = try (k - k.floorDividedInt(3).multipliedInt(3)).addingInt(-1)
+        return try (dx.multipliedInt(p) + dy).multipliedInt(p) + dz
     }
 }
 
@@ -117,7 +125,6 @@ final class SparseDownsampling {
     let fineToCoarse: Tensor
 
     init(fine: SparseLayout) throws {
-        let device = fine.device
         let c = try fine.coords.to(.int64)
         let e = (fine.extent + 1) / 2
         let b = try c.select(1, 0)
@@ -134,8 +141,17 @@ final class SparseDownsampling {
         let rest2 = try rest1.floorDividedInt(e)
         let cx = try rest2 - rest2.floorDividedInt(e).multipliedInt(e)
         let cb = try rest2.floorDividedInt(e)
-        let coarseCoords = try Tensor.stack([cb, cx, cy, cz], dim: 1).to(.int32)
-        coarse = try SparseLayout(coords: coarseCoords.to(device))
+        let coarseCoords = try Tensor.stack([cb, cx, cy, cz], dim: 1).to(.int32).contiguous()
+        // Every fine batch item has a voxel, so every coarse one does; with one item its size is the unique count.
+        let counts: [Int]
+        if fine.batchSize == 1 {
+            counts = [coarseCoords.size(0)]
+        } else {
+            let offsets = try SparseLayout.batchOffsets(batchColumn: coarseCoords, batchSize: fine.batchSize)
+            counts = (0..<fine.batchSize).map { offsets[$0 + 1] - offsets[$0] }
+        }
+        // max(x // 2) = max(x) // 2, so the coarse extent follows from the fine one.
+        coarse = SparseLayout(derived: coarseCoords, counts: counts, extent: (fine.extent - 1) / 2 + 1)
         fineToCoarse = try inverse.reshape([-1]).to(.int64)
         coarse.store("upsample2", SparseUpsampling(fine: fine, fineToCoarse: fineToCoarse))
     }

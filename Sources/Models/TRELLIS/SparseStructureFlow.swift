@@ -114,6 +114,26 @@ public final class SparseStructureFlowModel {
     /// `observe` receives intermediates ("t_emb", "block{k}") when given.
     public func callAsFunction(_ x: Tensor, t: Tensor, cond: Tensor,
                                observe: ((String, Tensor) throws -> Void)? = nil) throws -> Tensor {
+        let b = x.size(0)
+        guard cond.ndim == 3, cond.size(0) == b, cond.size(2) == config.condChannels else {
+            throw TrellisError.badInput("cond has shape \(cond.shape), expected [\(b), L, \(config.condChannels)]")
+        }
+        return try self(x, t: t, condition: condition(cond), observe: observe)
+    }
+
+    /// The condition [B, Lc, condChannels] prepared for the blocks: every block's cross-attention keys and values.
+    /// Sampler steps share one condition, so they share one preparation.
+    public func condition(_ cond: Tensor) throws -> StructureFlowCondition {
+        guard cond.ndim == 3, cond.size(2) == config.condChannels else {
+            throw TrellisError.badInput("cond has shape \(cond.shape), expected [B, L, \(config.condChannels)]")
+        }
+        let context = try cond.cast(dtype)
+        return StructureFlowCondition(batchSize: cond.size(0), keysValues: try blocks.map { try $0.crossAttn.keysValues(context) })
+    }
+
+    /// The forward with a prepared condition (see `condition(_:)`).
+    public func callAsFunction(_ x: Tensor, t: Tensor, condition: StructureFlowCondition,
+                               observe: ((String, Tensor) throws -> Void)? = nil) throws -> Tensor {
         let c = config
         let b = x.size(0)
         guard x.shape == [b, c.inChannels, c.resolution, c.resolution, c.resolution] else {
@@ -121,8 +141,8 @@ public final class SparseStructureFlowModel {
                                         + "\(c.resolution), \(c.resolution)]")
         }
         guard t.shape == [b] else { throw TrellisError.badInput("t has shape \(t.shape), expected [\(b)]") }
-        guard cond.ndim == 3, cond.size(0) == b, cond.size(2) == c.condChannels else {
-            throw TrellisError.badInput("cond has shape \(cond.shape), expected [\(b), L, \(c.condChannels)]")
+        guard condition.batchSize == b else {
+            throw TrellisError.badInput("the condition has \(condition.batchSize) batch items, x has \(b)")
         }
         let x32 = try x.cast(.float32)
         var h = try patchify(x32, patch: c.patch)
@@ -131,10 +151,9 @@ public final class SparseStructureFlowModel {
         let tEmb = try tEmbedder(t)
         try observe?("t_emb", tEmb)
         let mod = try tEmb.cast(dtype)
-        let context = try cond.cast(dtype)
         h = try h.cast(dtype)
-        for (k, block) in blocks.enumerated() {
-            h = try block(h, mod: mod, context: context)
+        for (k, (block, kv)) in zip(blocks, condition.keysValues).enumerated() {
+            h = try block(h, mod: mod, keys: kv.keys, values: kv.values)
             try observe?("block\(k)", h)
         }
         h = try F.layerNorm(h.cast(.float32), shape: [c.modelChannels], eps: 1e-5)
@@ -148,6 +167,47 @@ public final class SparseStructureFlowModel {
     public func callAsFunction(_ x: Tensor, time: Double, cond: Tensor) throws -> Tensor {
         let t = try Tensor.full([x.size(0)], value: time, dtype: .float32, device: x.device)
         return try self(x, t: t, cond: cond)
+    }
+
+    /// The same with a prepared condition.
+    public func callAsFunction(_ x: Tensor, time: Double, condition: StructureFlowCondition) throws -> Tensor {
+        let t = try Tensor.full([x.size(0)], value: time, dtype: .float32, device: x.device)
+        return try self(x, t: t, condition: condition)
+    }
+
+    /// The model closure for `FlowEulerGuidanceIntervalSampler`: the sampler passes the same cond and
+    /// cat(cond, negCond) tensors at every step, so each is prepared (cross-attention keys and values) once.
+    public func samplerModel() -> FlowEulerGuidanceIntervalSampler.Model {
+        let conditions = PreparedConditions { [self] c in try self.condition(c) }
+        return { [self] x, t, c in try self(x, time: t, condition: conditions(c)) }
+    }
+}
+
+/// A condition prepared for `SparseStructureFlowModel`: every block's cross-attention keys and values
+/// ([B, H, Lc, Dh] each), computed once and shared by all sampler steps.
+public final class StructureFlowCondition {
+    public let batchSize: Int
+    let keysValues: [(keys: Tensor, values: Tensor)]
+
+    init(batchSize: Int, keysValues: [(keys: Tensor, values: Tensor)]) {
+        self.batchSize = batchSize
+        self.keysValues = keysValues
+    }
+}
+
+/// Prepared conditions by condition tensor (identity), for samplers that pass the same cond / cat(cond, negCond)
+/// tensors to every step. Holds the tensors it was asked about, so an identity is never reused while cached.
+final class PreparedConditions<Prepared> {
+    private var entries: [(cond: Tensor, prepared: Prepared)] = []
+    private let prepare: (Tensor) throws -> Prepared
+
+    init(_ prepare: @escaping (Tensor) throws -> Prepared) { self.prepare = prepare }
+
+    func callAsFunction(_ cond: Tensor) throws -> Prepared {
+        if let hit = entries.first(where: { $0.cond === cond }) { return hit.prepared }
+        let prepared = try prepare(cond)
+        entries.append((cond, prepared))
+        return prepared
     }
 }
 

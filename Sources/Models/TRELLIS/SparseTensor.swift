@@ -32,7 +32,8 @@ public final class SparseLayout: @unchecked Sendable {
     public var device: Device { coords.device }
 
     /// Checks and adopts `coords` ([N, 4] integer, any device). Batch indices must ascend from 0 with every batch
-    /// present and spatial coordinates must be >= 0.
+    /// present and spatial coordinates must be >= 0. The checks are tensor reductions on the coordinates' device; the
+    /// host reads back six numbers (plus the B + 1 batch offsets when there is more than one batch item).
     public init(coords: Tensor) throws {
         guard coords.ndim == 2, coords.size(1) == 4 else {
             throw SparseTensorError("sparse coords must be [N, 4] (b, x, y, z), got \(coords.shape)")
@@ -42,39 +43,36 @@ public final class SparseLayout: @unchecked Sendable {
         }
         let n = coords.size(0)
         guard n > 0 else { throw SparseTensorError("sparse tensor has no voxels") }
-        let c = coords.dtype == .int32 ? coords : try coords.to(.int32)
-        // One host copy of the coordinates validates everything at once (N * 16 bytes, once per voxel set).
-        let host = try c.toArray(Int32.self)
-        var counts: [Int] = []
-        var previousBatch: Int32 = 0
-        var maxCoord: Int32 = 0
-        for i in 0..<n {
-            let b = host[4 * i]
-            if i == 0 {
-                guard b == 0 else { throw SparseTensorError("sparse coords: first batch index is \(b), expected 0") }
-                counts.append(0)
-            } else if b != previousBatch {
-                guard b == previousBatch + 1 else {
-                    throw SparseTensorError("sparse coords: batch index jumps from \(previousBatch) to \(b) at row \(i) "
-                                            + "(batches must ascend by one, rows of a batch contiguous)")
-                }
-                counts.append(0)
-            }
-            previousBatch = b
-            counts[counts.count - 1] += 1
-            for a in 1...3 {
-                let v = host[4 * i + a]
-                guard v >= 0 else { throw SparseTensorError("sparse coords: negative coordinate \(v) at row \(i)") }
-                maxCoord = Swift.max(maxCoord, v)
-            }
-        }
-        self.coords = c.isContiguous ? c : try c.contiguous()
+        let c = try (coords.dtype == .int32 ? coords : coords.to(.int32)).contiguous()
+        let summary = try CoordinateSummary(c)
+        let batchSize = summary.lastBatch + 1
+        self.coords = c
+        self.batchSize = batchSize
+        let offsets = batchSize == 1 ? [0, n] : try SparseLayout.batchOffsets(batchColumn: c, batchSize: batchSize)
+        self.offsets = offsets
+        self.counts = (0..<batchSize).map { offsets[$0 + 1] - offsets[$0] }
+        self.extent = summary.maxCoordinate + 1
+    }
+
+    /// Adopts coordinates derived by tensor ops from a checked layout (so valid by construction), with their batch
+    /// sizes and extent known on the host: nothing is read back.
+    init(derived coords: Tensor, counts: [Int], extent: Int) {
+        self.coords = coords
         self.counts = counts
         self.batchSize = counts.count
         var offsets = [0]
-        for k in counts { offsets.append(offsets.last! + k) }
+        offsets.reserveCapacity(counts.count + 1)
+        for k in counts { offsets.append(offsets[offsets.count - 1] + k) }
         self.offsets = offsets
-        self.extent = Int(maxCoord) + 1
+        self.extent = extent
+    }
+
+    /// First row of every batch item and the row count, [batchSize + 1], for coordinates sorted by batch index
+    /// (a binary search per batch item on the device, one small read-back).
+    static func batchOffsets(batchColumn coords: Tensor, batchSize: Int) throws -> [Int] {
+        let batch = try coords.select(1, 0).to(.int64).contiguous()
+        let items = try Tensor.arange(0, Double(batchSize + 1), dtype: .int64, device: coords.device)
+        return try Tensor.searchsorted(batch, items).toArray(Int64.self).map { Int($0) }
     }
 
     /// The same voxel set repeated under batch indices 0..<copies (e.g. conditional and unconditional passes of
@@ -90,7 +88,8 @@ public final class SparseLayout: @unchecked Sendable {
             for k in 0..<copies {
                 parts.append(try Tensor.cat([batch.addingInt(k * layout.batchSize), spatial], dim: 1))
             }
-            return try SparseLayout(coords: Tensor.cat(parts, dim: 0))
+            let counts = Array([[Int]](repeating: layout.counts, count: copies).joined())
+            return SparseLayout(derived: try Tensor.cat(parts, dim: 0), counts: counts, extent: layout.extent)
         }
     }
 
@@ -131,6 +130,43 @@ public final class SparseLayout: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return cache[key] as? T
+    }
+}
+
+/// What `SparseLayout` checks about its coordinates, reduced on the device and read back as six numbers:
+/// first and last batch index, smallest and largest step between consecutive batch indices, smallest and largest
+/// spatial coordinate. A violation is located (a few more reads) only to name it in the error.
+private struct CoordinateSummary {
+    let lastBatch: Int
+    let maxCoordinate: Int
+
+    init(_ coords: Tensor) throws {
+        let n = coords.size(0)
+        let batch = try coords.select(1, 0).to(.int64)
+        let spatial = try coords.narrow(1, start: 1, length: 3)
+        var parts = [try batch.narrow(0, start: 0, length: 1), try batch.narrow(0, start: n - 1, length: 1)]
+        let steps = n > 1 ? try batch.narrow(0, start: 1, length: n - 1) - batch.narrow(0, start: 0, length: n - 1) : nil
+        if let steps {
+            parts += [try steps.min().reshape([1]), try steps.max().reshape([1])]
+        } else {
+            parts += [try batch.narrow(0, start: 0, length: 1).zerosLike(), try batch.narrow(0, start: 0, length: 1).zerosLike()]
+        }
+        parts += [try spatial.min().to(.int64).reshape([1]), try spatial.max().to(.int64).reshape([1])]
+        let v = try Tensor.cat(parts, dim: 0).toArray(Int64.self).map { Int($0) }
+        let (first, last, minStep, maxStep, minCoordinate, maxCoordinate) = (v[0], v[1], v[2], v[3], v[4], v[5])
+        guard first == 0 else { throw SparseTensorError("sparse coords: first batch index is \(first), expected 0") }
+        if let steps, minStep < 0 || maxStep > 1 {
+            let row = try steps.lt(0).logicalOr(steps.gt(1)).to(.int32).argmax(0).itemInt() + 1
+            let pair = try batch.narrow(0, start: row - 1, length: 2).toArray(Int64.self)
+            throw SparseTensorError("sparse coords: batch index jumps from \(pair[0]) to \(pair[1]) at row \(row) "
+                                    + "(batches must ascend by one, rows of a batch contiguous)")
+        }
+        if minCoordinate < 0 {
+            let row = try spatial.amin([1]).argmin(0).itemInt()
+            throw SparseTensorError("sparse coords: negative coordinate \(minCoordinate) at row \(row)")
+        }
+        lastBatch = last
+        self.maxCoordinate = maxCoordinate
     }
 }
 
@@ -177,11 +213,14 @@ final class SparseBatchPacking {
     let slot: Tensor?
     /// [B, 1, 1, Lmax] bool, true = real voxel (nil when nothing is padded).
     let keyMask: Tensor?
+    /// [B + 1] int32 on the device: first row of every batch item, then N (the runs of variable-length attention).
+    let batchStarts: Tensor
 
     init(layout: SparseLayout) throws {
         batchSize = layout.batchSize
         let longest = layout.counts.max()!
         maxLength = longest
+        batchStarts = try Tensor(layout.offsets.map { Int32($0) }).to(layout.device)
         if layout.counts.allSatisfy({ $0 == longest }) {
             slot = nil
             keyMask = nil

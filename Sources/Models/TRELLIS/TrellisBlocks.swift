@@ -172,20 +172,30 @@ public struct TrellisCrossAttention {
         self.heads = heads
     }
 
-    /// x [B, L, C] attends to context [B, Lkv, ctxChannels].
-    public func callAsFunction(_ x: Tensor, context: Tensor) throws -> Tensor {
-        let (b, l, lkv) = (x.size(0), x.size(1), context.size(1))
-        guard context.size(0) == b else {
-            throw TrellisError.badInput("context batch \(context.size(0)) differs from token batch \(b)")
-        }
-        var q = try toQ(x).view([b, l, heads, -1]).transpose(1, 2)                        // [B, H, L, Dh]
+    /// Keys and values of context [B, Lkv, ctxChannels], head-major [B, H, Lkv, Dh] (K QK-normed when configured).
+    /// They depend on the context alone, so a sampler computes them once (`StructureFlowCondition`).
+    public func keysValues(_ context: Tensor) throws -> (keys: Tensor, values: Tensor) {
+        let (b, lkv) = (context.size(0), context.size(1))
         let kv = try toKV(context).view([b, lkv, 2, heads, -1]).permute([2, 0, 3, 1, 4])  // [2, B, H, Lkv, Dh]
         var k = try kv.select(0, 0)
-        let v = try kv.select(0, 1)
-        if let qNorm, let kNorm {
-            q = try qNorm(q)
-            k = try kNorm(k)
+        if let kNorm { k = try kNorm(k) }
+        return (k, try kv.select(0, 1))
+    }
+
+    /// x [B, L, C] attends to context [B, Lkv, ctxChannels].
+    public func callAsFunction(_ x: Tensor, context: Tensor) throws -> Tensor {
+        let (k, v) = try keysValues(context)
+        return try self(x, keys: k, values: v)
+    }
+
+    /// x [B, L, C] attends to precomputed keys and values [B, H, Lkv, Dh] (from `keysValues`).
+    public func callAsFunction(_ x: Tensor, keys k: Tensor, values v: Tensor) throws -> Tensor {
+        let (b, l) = (x.size(0), x.size(1))
+        guard k.size(0) == b else {
+            throw TrellisError.badInput("context batch \(k.size(0)) differs from token batch \(b)")
         }
+        var q = try toQ(x).view([b, l, heads, -1]).transpose(1, 2)                        // [B, H, L, Dh]
+        if let qNorm { q = try qNorm(q) }
         return try toOut(attendHeads(q, k, v))
     }
 }
@@ -242,13 +252,19 @@ public struct ModulatedTransformerCrossBlock {
     public var dtype: DType { adaLNModulation.weight.dtype }
 
     public func callAsFunction(_ x: Tensor, mod: Tensor, context: Tensor) throws -> Tensor {
+        let (k, v) = try crossAttn.keysValues(context)
+        return try self(x, mod: mod, keys: k, values: v)
+    }
+
+    /// The same with the cross-attention keys and values of the context precomputed (`crossAttn.keysValues`).
+    public func callAsFunction(_ x: Tensor, mod: Tensor, keys: Tensor, values: Tensor) throws -> Tensor {
         let m = try adaLNModulation(mod.silu()).unsqueeze(1).chunk(6, dim: -1)   // 6 x [B, 1, C]
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
         var x = x
         var h = try norm1(x)
         h = try shiftMSA.addcmul(h, scaleMSA + 1.0)
         x = try x.addcmul(selfAttn(h), gateMSA)
-        x = try x + crossAttn(norm2(x), context: context)
+        x = try x + crossAttn(norm2(x), keys: keys, values: values)
         h = try norm3(x)
         h = try shiftMLP.addcmul(h, scaleMLP + 1.0)
         x = try x.addcmul(mlp(h), gateMLP)

@@ -182,7 +182,7 @@ public enum TrellisDenseBenchmark {
             let guided = FlowEulerGuidanceIntervalSampler.timeSchedule(steps: steps, rescaleT: 3).dropLast()
                 .filter { FlowEulerGuidanceIntervalSampler.isGuided($0, params: params) }.count
             let r = try measure(device: device, warmup: min(warmup, 1), iterations: max(1, iterations / 4)) {
-                latent = try sampler.sample(model: { x, t, c in try flow(x, time: t, cond: c) }, noise: noise,
+                latent = try sampler.sample(model: flow.samplerModel(), noise: noise,
                                             cond: cond, negCond: negCond, params: params)
             }
             report(BenchmarkRow(name: "ss sampler \(steps) steps \(dtype)", milliseconds: r.ms,

@@ -137,7 +137,7 @@ public final class TrellisImageTo3D {
         let p = try params(entry.params, steps: sampling.structureSteps, guidance: sampling.structureGuidance)
         let negCond = try cond.zerosLike()
         let latent = try FlowEulerGuidanceIntervalSampler(sigmaMin: entry.sigmaMin).sample(
-            model: { [structureFlow] x, t, c in try structureFlow(x, time: t, cond: c) },
+            model: structureFlow.samplerModel(),
             noise: noise, cond: cond, negCond: negCond, params: p)
         let coords = try SparseStructureDecoder.occupiedCoords(structureDecoder(latent))
         guard coords.size(0) > 0 else {

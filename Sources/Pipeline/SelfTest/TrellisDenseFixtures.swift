@@ -112,9 +112,11 @@ public enum TrellisDenseFixtures {
                                                     atol: 0))
         var call = 0
         var modelTimes: [Double] = []
+        // The pipeline's model closure: each distinct condition's cross-attention keys/values computed once.
+        let model = flow.samplerModel()
         let samples = try sampler.sample(model: { x, t, cond in
             modelTimes.append(t)
-            return try flow(x, time: t, cond: cond)
+            return try model(x, t, cond)
         }, noise: io.tensor("ss.noise"), cond: cond ?? io.tensor("cond"), negCond: io.tensor("neg_cond"),
            params: params) { step in
             for v in step.modelOutputs {
