@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Imaging
 import TorchShim
 
@@ -23,6 +24,8 @@ public enum JobFailure: Error, Equatable, CustomStringConvertible {
         case PipelineError.missingStage(let why): self = .missingStage(why)
         case PipelineError.badInput(let why): self = .badInput(why)
         case let imaging as ImagingError: self = .unprocessable("\(imaging)")
+        // The image has nothing to reconstruct (no foreground after the cut-out): the request's content, not a fault.
+        case let preprocess as TrellisPreprocess.PreprocessError: self = .unprocessable("\(preprocess)")
         default: self = .internal("\(error)")
         }
     }

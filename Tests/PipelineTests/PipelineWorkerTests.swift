@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Models
 import PLY
 import TorchShim
 import XCTest
@@ -165,5 +166,13 @@ private final class Locked<Value>: @unchecked Sendable {
         lock.lock()
         body(&stored)
         lock.unlock()
+    }
+}
+
+final class FailureClassificationTests: XCTestCase {
+    func testNoForegroundIsUnprocessableNotInternal() {
+        let f = JobFailure(classifying: TrellisPreprocess.PreprocessError.noForeground("the alpha mask is empty"))
+        XCTAssertEqual(f, .unprocessable("\(TrellisPreprocess.PreprocessError.noForeground("the alpha mask is empty"))"))
+        XCTAssertFalse(f.isServerSide)
     }
 }
