@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the CUDA machine after remote-setup.sh: runs the named benchmark groups, each next to its PyTorch reference in
-# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke ply
+# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke render scorers pipeline lgm layouts ply
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -25,6 +25,19 @@ for group in "$@"; do
       # the whole daemon path on the GPU with the tiny networks (every stage's CUDA code runs)
       $g generate "a red chair" --smoke --device cuda --out "$out/smoke_text.ply" --no-validate
       $g generate --image assets/smoke/test_rgba.png --smoke --device cuda --out "$out/smoke_image.ply" --no-validate ;;
+    render)
+      # the CUDA rasterizer vs the CPU one and vs gsplat 1.5.3 (JIT-built on first use), 16 validator views
+      python3 scripts/bench/gsplat_render.py .gpu/ply/hamburger.ply --out "$out/gsplat_views.npy"
+      $g render-check .gpu/ply/hamburger.ply --reference "$out/gsplat_views.npy"
+      $g render .gpu/ply/hamburger.ply --device cuda --out "$out/hamburger_cuda.png" ;;
+    scorers)
+      $g microbench scorers --dtype float16 ;;
+    pipeline)
+      $g microbench pipeline --manifests .gpu/manifests --birefnet-manifest .gpu/manifests/manifest_BiRefNet_general.json --runs 3 ;;
+    lgm)
+      $g microbench lgm --manifests .gpu/manifests-lgm --dtype float16 ;;
+    layouts)
+      $g microbench trellis --layouts-only --device cuda --voxels 20000 ;;
     ply)
       $g bench-ply --gaussians 500000 ;;
     *) echo "unknown group $group" ;;
