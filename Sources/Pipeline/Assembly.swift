@@ -22,6 +22,9 @@ public struct AssemblyOptions {
     public var fluxFloat8: Bool
     /// The image -> 3D generator: "trellis" (default) or "lgm" (ImageDream + LGM).
     public var generator: String
+    /// Timing mode: every model at its real size with RANDOM weights from the manifests in this folder (TRELLIS's,
+    /// and BiRefNet's `manifest_BiRefNet_general.json`). Nothing it outputs is meaningful.
+    public var randomWeightsManifests: URL?
 
     public init(device: Device, modelsDirectories: [String] = [], smokeDirectory: URL? = nil, forceSmoke: Bool = false,
                 requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false, generator: String = "trellis") {
@@ -65,6 +68,11 @@ public enum PipelineAssembly {
     }
 
     public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
+        if let dir = options.randomWeightsManifests {
+            return try RandomRealSizePipeline.build(manifests: dir,
+                                                    birefnetManifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"),
+                                                    device: options.device, fluxSize: options.fluxSize)
+        }
         let report = store.check(pipeline: .default)
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
         func location(_ name: String) -> URL? {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the CUDA machine after remote-setup.sh: runs the named benchmark groups, each next to its PyTorch reference in
-# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke render scorers pipeline lgm layouts ply
+# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke render scorers pipeline lgm layouts bench daemon ply
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -38,6 +38,19 @@ for group in "$@"; do
       $g microbench lgm --manifests .gpu/manifests-lgm --dtype float16 ;;
     layouts)
       $g microbench trellis --layouts-only --device cuda --voxels 20000 ;;
+    bench)
+      # the configuration chooser over the real-size random-weight pipeline
+      $g bench --random-weights .gpu/manifests --device cuda --only fast --limit 3 --images 2 --warmup 1 \
+        --json "$out/bench.json" --report "$out/bench-report" ;;
+    daemon)
+      # the daemon at real sizes (random weights) on this GPU, then readiness against it
+      $g serve --random-weights .gpu/manifests --device cuda --port 10006 > "$out/daemon.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 1 120); do curl -sf localhost:10006/health >/dev/null 2>&1 && break; sleep 1; done
+      curl -s localhost:10006/health; echo
+      $g readiness http://127.0.0.1:10006 --texts 3 --png-images 2 --jpeg-requests 2 --clients 2 --duration 20 \
+        --json "$out/readiness.json"
+      kill -TERM $pid; wait $pid; tail -5 "$out/daemon.log" ;;
     ply)
       $g bench-ply --gaussians 500000 ;;
     *) echo "unknown group $group" ;;

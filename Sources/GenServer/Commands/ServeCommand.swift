@@ -18,6 +18,9 @@ struct PipelineOptions: ParsableArguments {
     var requireReal = false
     @Option(name: .customLong("smoke-dir"), help: "Folder of the smoke networks (default: assets/smoke found upwards).")
     var smokeDir: String?
+    @Option(name: .customLong("random-weights"), help: ArgumentHelp(
+        "Timing only: every model at its real size with RANDOM weights from the manifests in DIR (fixtures/trellis + BiRefNet's).",
+        valueName: "DIR")) var randomWeights: String?
     @Option(name: .customLong("flux-size"), help: "Side of the FLUX image in pixels (multiple of 16).") var fluxSize = 512
     @Flag(name: .customLong("flux-fp8"), help: "FLUX transformer weights in float8 e4m3 (fits 24 GB cards).")
     var fluxFP8 = false
@@ -47,9 +50,10 @@ struct PipelineOptions: ParsableArguments {
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let smokeURL = smokeDir.map { URL(fileURLWithPath: $0) } ?? PipelineAssembly.findSmokeDirectory(from: [cwd, exe])
-        let options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
+        var options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
                                       forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8,
                                       generator: generator)
+        options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
     }
 }
