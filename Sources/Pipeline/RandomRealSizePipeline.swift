@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import Models
 import NN
 import TorchShim
@@ -104,12 +105,33 @@ public enum RandomRealSizePipeline {
         return try BiRefNetRemover(model: BiRefNet(WeightLoader(weights, device: device, dtype: .float16)))
     }
 
+    /// Runs BiRefNet for its time, then replaces its (random, meaningless) mask by a centred ellipse so that the
+    /// stages after it get an object to work on. Timing mode only.
+    final class TimingOnlyRemover: BackgroundRemovalStage {
+        let name = "random-birefnet (timing; synthetic mask)"
+        let inner: BiRefNetRemover
+        init(_ inner: BiRefNetRemover) { self.inner = inner }
+
+        func removeBackground(_ image: Image) throws -> Image {
+            let cut = try inner.removeBackground(image)
+            var px = cut.toRGBA().pixels
+            let (w, h) = (cut.width, cut.height)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let dx = (Double(x) + 0.5) / Double(w) - 0.5, dy = (Double(y) + 0.5) / Double(h) - 0.5
+                    px[4 * (y * w + x) + 3] = dx * dx / 0.09 + dy * dy / 0.12 <= 1 ? 255 : 0
+                }
+            }
+            return try Image(width: w, height: h, channels: 4, pixels: px)
+        }
+    }
+
     /// text -> FLUX -> BiRefNet -> TRELLIS -> PLY, all at real size on `device`.
     public static func build(manifests: URL, birefnetManifest: URL, device: Device, targetVoxels: Int = 20_000,
                              fluxSize: Int = 512) throws -> AssembledPipeline {
         let pipeline = GenerationPipeline(
             textToImage: try flux(device: device, size: fluxSize),
-            backgroundRemoval: try birefnet(manifest: birefnetManifest, device: device),
+            backgroundRemoval: TimingOnlyRemover(try birefnet(manifest: birefnetManifest, device: device)),
             gaussians: TrellisGaussianStage(model: try trellis(manifests: manifests, device: device, targetVoxels: targetVoxels),
                                             name: "random-trellis"),
             validator: nil)

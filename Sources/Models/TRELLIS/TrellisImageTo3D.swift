@@ -167,14 +167,37 @@ public final class TrellisImageTo3D {
     /// The whole image -> Gaussians run for one ImageNet-normalised image, seeded like the reference
     /// (`torch.manual_seed(seed)`: SS noise first, then SLat noise, from the device's generator).
     public func generate(pixelValues: Tensor, seed: UInt64, sampling: TrellisSampling = .init()) throws -> TrellisGaussians {
+        var trace = PhaseTrace(device: device)
         let generator = try Generator(seed: seed, device: device)
         let cond = try condition(pixelValues: pixelValues)
+        try trace.mark("dinov2")
         let ssNoise = try Tensor.randn([1, structureFlow.config.inChannels, structureFlow.config.resolution,
                                         structureFlow.config.resolution, structureFlow.config.resolution],
                                        device: device, generator: generator)
         let coords = try sampleStructure(cond: cond, noise: ssNoise, sampling: sampling)
+        try trace.mark("structure (\(coords.size(0)) voxels)")
         let slatNoise = try Tensor.randn([coords.size(0), latentFlow.config.inChannels], device: device, generator: generator)
         let slat = try sampleLatent(coords: coords, cond: cond, noise: slatNoise, sampling: sampling)
-        return try gaussianDecoder(slat)
+        try trace.mark("latent")
+        let gaussians = try gaussianDecoder(slat)
+        try trace.mark("gaussian decoder")
+        return gaussians
+    }
+}
+
+/// With `GEN3D_TRACE=1` in the environment, prints the time of each phase (device synchronised) to stderr.
+struct PhaseTrace {
+    static let enabled = ProcessInfo.processInfo.environment["GEN3D_TRACE"] == "1"
+    let device: Device
+    var last = DispatchTime.now().uptimeNanoseconds
+
+    init(device: Device) { self.device = device }
+
+    mutating func mark(_ phase: String) throws {
+        guard PhaseTrace.enabled else { return }
+        if case .cuda(let i) = device { try CUDA.synchronize(i) }
+        let now = DispatchTime.now().uptimeNanoseconds
+        FileHandle.standardError.write(Data(String(format: "[trace] %-28@ %8.1f ms\n", phase, Double(now - last) / 1e6).utf8))
+        last = now
     }
 }

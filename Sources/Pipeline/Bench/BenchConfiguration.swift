@@ -135,7 +135,7 @@ public enum BenchCatalogue {
 
     private static func missingGeneratorReason(_ generator: String) -> String {
         switch generator {
-        case "lgm": return "LGM is not implemented yet (no GaussianStage named \"lgm\")"
+        case "lgm": return "LGM is not loaded (its weights are missing or another generator was chosen; see --generator lgm)"
         default: return "\(generator) is not loaded"
         }
     }
