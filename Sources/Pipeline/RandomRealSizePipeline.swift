@@ -78,8 +78,24 @@ public enum RandomRealSizePipeline {
         ssDec.weights[biasKey] = try bias - threshold
         let decoder = try SparseStructureDecoder(args: ssDec.args, weights: WeightLoader(ssDec.weights, device: device, dtype: dtype))
 
-        return TrellisImageTo3D(config: config, dinov2: dino, structureFlow: flow, structureDecoder: decoder,
-                                latentFlow: latentFlow, gaussianDecoder: gsDecoder, device: device)
+        let model = TrellisImageTo3D(config: config, dinov2: dino, structureFlow: flow, structureDecoder: decoder,
+                                     latentFlow: latentFlow, gaussianDecoder: gsDecoder, device: device)
+        // Random logits are scattered over the grid (every fine voxel its own coarse voxel), where a real object is a
+        // surface; the sparse stages' cost depends on that shape, so time them on a spherical shell of the same count.
+        model.structureOverride = { coords in try shell(voxels: coords.size(0), device: device) }
+        return model
+    }
+
+    /// About `voxels` voxels of a spherical shell centred in the 64^3 grid, [N, 4] int32 (b, x, y, z) in (x, y, z) order.
+    static func shell(voxels: Int, device: Device) throws -> Tensor {
+        let axis = try Tensor.arange(0, 64, dtype: .float32, device: device) - 31.5
+        let g = try Tensor.meshgrid([axis, axis, axis])
+        let r = try (g[0].square() + g[1].square() + g[2].square()).sqrt()
+        // A shell two voxels thick holds ~8 pi R^2 voxels.
+        let radius = Swift.min(29.0, (Double(voxels) / (8 * Double.pi)).squareRoot())
+        let xyz = try (r - radius).abs().lt(1.0).nonzero()
+        let batch = try Tensor.zeros([xyz.size(0), 1], dtype: .int64, device: device)
+        return try Tensor.cat([batch, xyz], dim: 1).to(.int32)
     }
 
     /// FLUX.1-schnell (bf16) with ids from the prompt's bytes at the real vocabulary sizes.

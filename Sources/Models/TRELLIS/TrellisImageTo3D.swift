@@ -71,6 +71,8 @@ public final class TrellisImageTo3D {
     public let latentFlow: SLatFlowModel
     public let gaussianDecoder: SLatGaussianDecoder
     public let device: Device
+    /// Timing harnesses only (random weights): replaces the occupied voxels the decoder produced. Nil in real use.
+    public var structureOverride: ((Tensor) throws -> Tensor)?
 
     public init(config: TrellisPipelineConfig, dinov2: DINOv2, structureFlow: SparseStructureFlowModel,
                 structureDecoder: SparseStructureDecoder, latentFlow: SLatFlowModel, gaussianDecoder: SLatGaussianDecoder,
@@ -139,7 +141,8 @@ public final class TrellisImageTo3D {
         let latent = try FlowEulerGuidanceIntervalSampler(sigmaMin: entry.sigmaMin).sample(
             model: structureFlow.samplerModel(),
             noise: noise, cond: cond, negCond: negCond, params: p)
-        let coords = try SparseStructureDecoder.occupiedCoords(structureDecoder(latent))
+        var coords = try SparseStructureDecoder.occupiedCoords(structureDecoder(latent))
+        if let structureOverride { coords = try structureOverride(coords) }
         guard coords.size(0) > 0 else {
             throw TrellisError.badInput("the sparse structure came out empty (no occupied voxel); try another seed")
         }
