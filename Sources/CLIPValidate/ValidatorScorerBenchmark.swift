@@ -37,31 +37,6 @@ public enum ValidatorScorerBenchmark {
         text: .init(contextLength: 77, vocabSize: 49408, width: 12, heads: 2, layers: 2, mlpRatio: 4))
     static let tinyDINOv2 = DINOv2.Config(hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 2, imageSize: 56)
 
-    /// Median wall time of `body` over `iterations` runs after `warmup`, synchronising the device around each
-    /// run, and the peak device memory allocated during the timed runs (nil on the CPU).
-    static func measure(device: Device, warmup: Int, iterations: Int, _ body: () throws -> Void) throws
-        -> (ms: Double, peakGiB: Double?) {
-        func sync() throws { if case .cuda(let i) = device { try CUDA.synchronize(i) } }
-        for _ in 0..<warmup { try body() }
-        try sync()
-        if case .cuda(let i) = device { try CUDA.resetPeakMemory(i) }
-        var times: [Double] = []
-        for _ in 0..<max(iterations, 1) {
-            try sync()
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            try sync()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-        }
-        times.sort()
-        var peak: Double? = nil
-        if case .cuda(let i) = device { peak = Double(try CUDA.memoryStats(i).peakAllocated) / 1_073_741_824 }
-        return (times[times.count / 2], peak)
-    }
-
-    static func note(_ text: String, _ peak: Double?) -> String {
-        peak.map { text + String(format: ", peak %.2f GiB", $0) } ?? text
-    }
 
     static func infos(_ shapes: [String: [Int]]) -> [String: TensorInfo] {
         shapes.mapValues { TensorInfo(dtype: .float32, shape: $0) }
@@ -73,7 +48,7 @@ public enum ValidatorScorerBenchmark {
                            iterations: Int = 10, warmup: Int = 3) throws -> [BenchmarkRow] {
         var rows: [BenchmarkRow] = []
         func report(_ name: String, _ r: (ms: Double, peakGiB: Double?), _ text: String) {
-            let row = BenchmarkRow(name: name, milliseconds: r.ms, notes: note(text, r.peakGiB))
+            let row = BenchmarkRow(name: name, milliseconds: r.ms, notes: DeviceTiming.note(text, r.peakGiB))
             rows.append(row)
             print(row)
         }
@@ -99,18 +74,18 @@ public enum ValidatorScorerBenchmark {
                                                                halfPrecision: scorer.halfPrecisionPreprocessing)
             let label = clipDType == .float32 ? "fp32" : "\(clipDType) autocast-style"
             report("clip preprocess \(count)x\(renderSize)->\(clipResolution) \(label)",
-                   try measure(device: device, warmup: warmup, iterations: iterations) {
+                   try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                        _ = try ValidatorPreprocessing.clipPixels(views, resolution: clipResolution,
                                                                  halfPrecision: scorer.halfPrecisionPreprocessing)
                    }, "bicubic + (x - 3 mean) / 3 std")
             report("clip encode_image \(count)x\(clipResolution) \(label)",
-                   try measure(device: device, warmup: warmup, iterations: iterations) { _ = try model.encodeImage(pixels) },
+                   try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) { _ = try model.encodeImage(pixels) },
                    "ConvNeXt \(try clipConfig.trunkConfig().depths) + MLP head")
             report("clip encode_text 1x77 \(label)",
-                   try measure(device: device, warmup: warmup, iterations: iterations) { _ = try model.encodeText(tokens) },
+                   try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) { _ = try model.encodeText(tokens) },
                    "\(clipConfig.text.layers) layers x \(clipConfig.text.width)")
             report("text alignment score \(label)",
-                   try measure(device: device, warmup: warmup, iterations: iterations) {
+                   try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                        lastCosines = try scorer.score(views: views, tokenIDs: tokens).cosines
                    }, "preprocess + both towers + KNN filter + geometric mean (one host sync)")
         }
@@ -124,7 +99,7 @@ public enum ValidatorScorerBenchmark {
             let quality = try QualityScorer.load(config: dinoConfig, source: qualityWeights, device: device,
                                                  dtype: qualityDType, resolution: dinoConfig.imageSize)
             report("quality DINOv2 \(dinoConfig.hiddenSize)x\(dinoConfig.numHiddenLayers) \(count)x\(dinoConfig.imageSize) \(qualityDType)",
-                   try measure(device: device, warmup: warmup, iterations: iterations) {
+                   try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                        lastQuality = try quality.scores(views: views)
                    }, "\(1 + (dinoConfig.imageSize / 14) * (dinoConfig.imageSize / 14)) tokens per view")
         }
@@ -132,7 +107,7 @@ public enum ValidatorScorerBenchmark {
         // SSIM and LPIPS over consecutive pairs, fp32 as the validator runs them.
         var lastSSIM: [Double] = [], lastLPIPS: [Double] = []
         report("ssim \(count) pairs \(renderSize)px fp32",
-               try measure(device: device, warmup: warmup, iterations: iterations) {
+               try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                    lastSSIM = try ValidatorSSIM().pairScores(views: views)
                }, "11x11 Gaussian, reflect pad")
         let lpips = try ValidatorLPIPS.load(
@@ -140,14 +115,14 @@ public enum ValidatorScorerBenchmark {
             linear: RandomWeights(infos(ValidatorLPIPS.expectedLinearTensors()), device: device, dtype: .float32, seed: 4),
             device: device)
         report("lpips alexnet \(count) pairs 256px fp32",
-               try measure(device: device, warmup: warmup, iterations: iterations) {
+               try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                    lastLPIPS = try lpips.pairScores(views: views)
                }, "bicubic to 256, \(2 * count) images through AlexNet")
 
         let verdict = try ValidatorAggregation.verdict(alignment: try ValidatorAggregation.textAlignment(cosines: lastCosines).alignment,
                                                        qualityScores: lastQuality, ssimPairs: lastSSIM, lpipsPairs: lastLPIPS)
         report("aggregation (KNN filters, means, final)",
-               try measure(device: .cpu, warmup: warmup, iterations: iterations) {
+               try DeviceTiming.measure(device: .cpu, warmup: warmup, iterations: iterations) {
                    _ = try ValidatorAggregation.textVerdict(cosines: lastCosines, qualityScores: lastQuality,
                                                             ssimPairs: lastSSIM, lpipsPairs: lastLPIPS)
                }, "host only (random inputs, so the verdict means nothing: \(verdict))")

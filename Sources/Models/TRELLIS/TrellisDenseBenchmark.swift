@@ -81,31 +81,6 @@ public enum TrellisDenseBenchmark {
         return args
     }
 
-    /// Median wall time of `body` over `iterations` runs after `warmup`, synchronising the device around each run;
-    /// the peak device memory allocated during the timed runs (nil on CPU).
-    static func measure(device: Device, warmup: Int, iterations: Int, _ body: () throws -> Void) throws
-        -> (ms: Double, peakGiB: Double?) {
-        func sync() throws { if case .cuda(let i) = device { try CUDA.synchronize(i) } }
-        for _ in 0..<warmup { try body() }
-        try sync()
-        if case .cuda(let i) = device { try CUDA.resetPeakMemory(i) }
-        var times: [Double] = []
-        for _ in 0..<max(iterations, 1) {
-            try sync()
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            try sync()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-        }
-        times.sort()
-        var peak: Double? = nil
-        if case .cuda(let i) = device { peak = Double(try CUDA.memoryStats(i).peakAllocated) / 1_073_741_824 }
-        return (times[times.count / 2], peak)
-    }
-
-    static func note(_ text: String, _ peak: Double?) -> String {
-        peak.map { text + String(format: ", peak %.2f GiB", $0) } ?? text
-    }
 
     public static func run(device: Device, dtype: DType, manifestDir: URL, tinyConfigs: Bool = false,
                            iterations: Int = 10, warmup: Int = 3, samplerSteps: [Int] = [25, 12]) throws -> [BenchmarkRow] {
@@ -128,12 +103,12 @@ public enum TrellisDenseBenchmark {
         for dinoDType in dtype == .float32 ? [DType.float32] : [DType.float32, dtype] {
             let weights = try RandomWeights(dinov2TensorInfos(dinoConfig), device: device, dtype: dinoDType, seed: 1)
             let dino = try DINOv2(config: dinoConfig, weights: WeightLoader(weights, device: device, dtype: dinoDType))
-            let r = try measure(device: device, warmup: warmup, iterations: iterations) {
+            let r = try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                 _ = try dino.trellisCondition(pixelValues: pixels)
             }
             let tokens = 1 + dinoConfig.numRegisterTokens + (size / dinoConfig.patchSize) * (size / dinoConfig.patchSize)
             report(BenchmarkRow(name: "dinov2 \(dinoConfig.hiddenSize)x\(dinoConfig.numHiddenLayers) \(size)px \(dinoDType)",
-                                milliseconds: r.ms, notes: note("\(tokens) tokens, + non-affine LN", r.peakGiB)))
+                                milliseconds: r.ms, notes: DeviceTiming.note("\(tokens) tokens, + non-affine LN", r.peakGiB)))
         }
 
         // Sparse-structure flow.
@@ -166,12 +141,12 @@ public enum TrellisDenseBenchmark {
         let x2 = try Tensor.cat([noise, noise], dim: 0), cond2 = try Tensor.cat([cond, negCond], dim: 0)
         for batch in [2, 1] {
             let (x, c) = batch == 2 ? (x2, cond2) : (noise, cond)
-            let r = try measure(device: device, warmup: warmup, iterations: iterations) {
+            let r = try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) {
                 _ = try flow(x, time: 750, cond: c)
             }
             report(BenchmarkRow(name: "ss flow \(fc.modelChannels)x\(fc.numBlocks) call, batch \(batch) \(dtype)",
                                 milliseconds: r.ms,
-                                notes: note("\(fc.gridSize * fc.gridSize * fc.gridSize) tokens, cond \(cond.size(1))",
+                                notes: DeviceTiming.note("\(fc.gridSize * fc.gridSize * fc.gridSize) tokens, cond \(cond.size(1))",
                                             r.peakGiB)))
         }
         let sampler = FlowEulerGuidanceIntervalSampler(sigmaMin: 1e-5)
@@ -181,12 +156,12 @@ public enum TrellisDenseBenchmark {
                                                                  rescaleT: 3)
             let guided = FlowEulerGuidanceIntervalSampler.timeSchedule(steps: steps, rescaleT: 3).dropLast()
                 .filter { FlowEulerGuidanceIntervalSampler.isGuided($0, params: params) }.count
-            let r = try measure(device: device, warmup: min(warmup, 1), iterations: max(1, iterations / 4)) {
+            let r = try DeviceTiming.measure(device: device, warmup: min(warmup, 1), iterations: max(1, iterations / 4)) {
                 latent = try sampler.sample(model: flow.samplerModel(), noise: noise,
                                             cond: cond, negCond: negCond, params: params)
             }
             report(BenchmarkRow(name: "ss sampler \(steps) steps \(dtype)", milliseconds: r.ms,
-                                notes: note("\(guided) batched CFG calls + \(steps - guided) single", r.peakGiB)))
+                                notes: DeviceTiming.note("\(guided) batched CFG calls + \(steps - guided) single", r.peakGiB)))
         }
 
         // Sparse-structure decoder + occupancy.
@@ -194,16 +169,16 @@ public enum TrellisDenseBenchmark {
             args: decoderArgs,
             weights: WeightLoader(try RandomWeights(decoderInfos, device: device, dtype: dtype, seed: 3), device: device,
                                   dtype: dtype))
-        let decoded = try measure(device: device, warmup: warmup, iterations: iterations) { _ = try decoder(latent) }
+        let decoded = try DeviceTiming.measure(device: device, warmup: warmup, iterations: iterations) { _ = try decoder(latent) }
         let outRes = fc.resolution * (1 << (decoder.config.channels.count - 1))
         report(BenchmarkRow(name: "ss decoder \(dtype)", milliseconds: decoded.ms,
-                            notes: note("\(fc.resolution)^3 -> \(outRes)^3 logits", decoded.peakGiB)))
+                            notes: DeviceTiming.note("\(fc.resolution)^3 -> \(outRes)^3 logits", decoded.peakGiB)))
         var voxels = 0
-        let occupancy = try measure(device: device, warmup: min(warmup, 1), iterations: iterations) {
+        let occupancy = try DeviceTiming.measure(device: device, warmup: min(warmup, 1), iterations: iterations) {
             voxels = try SparseStructureDecoder.occupiedCoords(decoder(latent)).size(0)
         }
         report(BenchmarkRow(name: "ss decoder + occupied coords \(dtype)", milliseconds: occupancy.ms,
-                            notes: note("\(voxels) voxels (random weights), includes the count read-back",
+                            notes: DeviceTiming.note("\(voxels) voxels (random weights), includes the count read-back",
                                         occupancy.peakGiB)))
         return rows
     }
