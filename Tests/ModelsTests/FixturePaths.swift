@@ -31,3 +31,9 @@ enum FixturePaths {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/\(name)")
     }
 }
+
+/// Thrown (a test failure, never a skip) when the shared fixtures a parity test needs are not there.
+struct MissingFixture: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

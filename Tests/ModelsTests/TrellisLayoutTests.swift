@@ -11,7 +11,7 @@ import XCTest
 final class TrellisLayoutTests: XCTestCase {
     private func decoderCoords() throws -> Tensor {
         guard let dir = TrellisSparseFixturePaths.trellisFolder() else {
-            throw XCTSkip("shared/fixtures/trellis not found beside the package")
+            throw MissingFixture("shared/fixtures/trellis not found beside the package")
         }
         return try SafeTensorsFile(url: dir.appendingPathComponent("slat_dec_gs_io.safetensors")).tensor("input.coords")
     }
@@ -186,7 +186,7 @@ final class TrellisLayoutTests: XCTestCase {
 
     /// Keys/values prepared once give exactly the per-call forward; a condition of the wrong batch is refused.
     func testPreparedSLatConditionIsExact() throws {
-        guard let dir = TrellisSparseFixturePaths.trellisFolder() else { throw XCTSkip("fixtures not found") }
+        guard let dir = TrellisSparseFixturePaths.trellisFolder() else { throw MissingFixture("fixtures not found") }
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("slat_flow.json")))
                                  as? [String: Any])
         let flow = try TrellisSparseFixtures.loadFlow(FixtureCase(directory: dir, stem: "slat_flow", json: json))

@@ -20,7 +20,7 @@ final class TrellisSparseTests: XCTestCase {
 
     private func folder() throws -> URL {
         guard let url = TrellisSparseFixturePaths.trellisFolder() else {
-            throw XCTSkip("shared/fixtures/trellis not found beside the package")
+            throw MissingFixture("shared/fixtures/trellis not found beside the package")
         }
         return url
     }

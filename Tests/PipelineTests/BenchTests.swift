@@ -12,7 +12,7 @@ func benchPackageRoot(file: String = #filePath) throws -> URL {
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent("assets/bench/prompts.txt").path) { return dir }
         dir.deleteLastPathComponent()
     }
-    throw XCTSkip("assets/bench not found above \(file)")
+    throw MissingFixture("assets/bench not found above \(file)")
 }
 
 final class BenchTests: XCTestCase {
@@ -376,4 +376,10 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(BitmapFont.glyph("~"), BitmapFont.glyph("?"))
         XCTAssertEqual(BitmapFont.width(of: "ab", scale: 2), 22)
     }
+}
+
+/// Thrown (a test failure, never a skip) when the shipped bench assets are not found.
+struct MissingFixture: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
