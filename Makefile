@@ -19,7 +19,7 @@ serve: release
 	.build/release/gen3d serve $(ARGS)
 
 test: $(SHIM)
-	swift test
+	swift test --disable-swift-testing
 
 clean:
 	rm -rf .build .deps/lib
