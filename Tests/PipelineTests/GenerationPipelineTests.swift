@@ -81,10 +81,11 @@ final class GenerationPipelineTests: XCTestCase {
 
     func testRetryStopsAtTheDeadline() throws {
         let g = FakeGaussians()
-        g.delay = 0.2
+        g.delay = 0.4
         let p = GenerationPipeline(textToImage: nil, backgroundRemoval: nil, gaussians: g, validator: ScriptedValidator([0.1]))
-        let out = try p.run(GenerationJob(prompt: .image(try rgbaImage()), timeBudget: 0.5, maxAttempts: 10))
-        // 0.2 s per attempt: after two (0.4 s), a third would end past 0.5 s.
+        let out = try p.run(GenerationJob(prompt: .image(try rgbaImage()), timeBudget: 1.0, maxAttempts: 10))
+        // 0.4 s per attempt: a second one ends at 0.8 s (inside 1.0 s, 0.2 s of slack for a loaded machine);
+        // a third would end at 1.2 s, past the budget.
         XCTAssertEqual(out.attempts.count, 2)
         XCTAssertTrue(out.gated)
     }

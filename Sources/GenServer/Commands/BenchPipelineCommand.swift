@@ -15,20 +15,7 @@ struct BenchPipelineCommand: ParsableCommand {
         Prompts: assets/bench/prompts.txt and assets/bench/images/*.png, or --prompts FILE.
         """)
 
-    @Option(help: "Device: auto (cuda:0 when present, else cpu), cpu, cuda, cuda:N.") var device = "auto"
-    @Option(name: .customLong("models-dir"), help: "Folder holding models already downloaded (repeatable).")
-    var modelsDirs: [String] = []
-    @Flag(help: "Use the smoke pipeline (tiny random-weight networks) even when real weights are present.")
-    var smoke = false
-    @Flag(name: .customLong("require-real"), help: "Fail instead of falling back to the smoke pipeline.")
-    var requireReal = false
-    @Option(name: .customLong("smoke-dir"), help: "Folder of the smoke networks (default: assets/smoke found upwards).")
-    var smokeDir: String?
-    @Option(name: .customLong("random-weights"), help: ArgumentHelp(
-        "Timing only: every model at its real size with RANDOM weights from the manifests in DIR (fixtures/trellis + BiRefNet's).",
-        valueName: "DIR")) var randomWeights: String?
-    @Option(name: .customLong("flux-size"), help: "Side of the FLUX image in pixels (multiple of 16).") var fluxSize = 512
-    @Flag(name: .customLong("flux-fp8"), help: "FLUX transformer weights in float8 e4m3.") var fluxFP8 = false
+    @OptionGroup var models: ModelOptions
 
     @Option(help: "Prompt file: one text prompt a line, 'image: PATH' lines for images (default: assets/bench).")
     var prompts: String?
@@ -64,7 +51,7 @@ struct BenchPipelineCommand: ParsableCommand {
         log("loading the pipeline on \(dev)...")
         let assembled: AssembledPipeline
         do {
-            assembled = try assemble(on: dev)
+            assembled = try models.assemble(on: dev)
         } catch let error as TorchError where error.isOutOfMemory {
             log("does not fit: loading the pipeline ran out of memory"
                 + (capGiB.map { String(format: " under the %.1f GiB cap", $0) } ?? "") + ": \(error.message)")
@@ -89,9 +76,9 @@ struct BenchPipelineCommand: ParsableCommand {
         }
     }
 
+    /// The first device of `--device` (bench runs on one).
     private func resolveDevice() throws -> Device {
-        if device == "auto" { return CUDA.isAvailable && CUDA.deviceCount > 0 ? .cuda(0) : .cpu }
-        guard let d = Device(device) else { throw ValidationError("unknown device '\(device)'") }
+        guard let d = try models.devices().first else { throw ValidationError("no device") }
         return d
     }
 
@@ -119,13 +106,4 @@ struct BenchPipelineCommand: ParsableCommand {
         log(String(format: "allocator capped at %.1f GiB (%.3f of the card)", gib, fraction))
     }
 
-    private func assemble(on device: Device) throws -> AssembledPipeline {
-        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let smokeURL = smokeDir.map { URL(fileURLWithPath: $0) } ?? PipelineAssembly.findSmokeDirectory(from: [cwd, exe])
-        var options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
-                                      forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8)
-        options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
-        return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
-    }
 }

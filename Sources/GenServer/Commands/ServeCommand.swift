@@ -5,8 +5,8 @@ import ModelStore
 import Pipeline
 import TorchShim
 
-/// Options shared by `serve` and `generate`: which device and which weights.
-struct PipelineOptions: ParsableArguments {
+/// Which device and which weights: shared by `serve`, `generate` and `bench`.
+struct ModelOptions: ParsableArguments {
     @Option(name: [.customLong("device"), .customLong("devices")],
             help: "Devices: auto (every CUDA GPU, else cpu), or a list such as cpu, cuda:0,cuda:1 or 0,2.")
     var device = "auto"
@@ -25,12 +25,6 @@ struct PipelineOptions: ParsableArguments {
     @Flag(name: .customLong("flux-fp8"), help: "FLUX transformer weights in float8 e4m3 (fits 24 GB cards).")
     var fluxFP8 = false
     @Option(help: "Image -> 3D generator: trellis or lgm (ImageDream + LGM).") var generator = "trellis"
-    @Option(help: "Sampling preset: fast (12/12 steps) or quality (25/25).") var preset = "fast"
-    @Flag(name: .customLong("no-validate"), help: "Do not score and gate the result.") var noValidate = false
-    @Option(name: .customLong("min-score"), help: "Predicted validator score below which the answer is empty.")
-    var minScore = 0.6
-    @Option(name: .customLong("time-budget"), help: "Seconds within which retries with new seeds may start.")
-    var timeBudget = 25.0
 
     /// The devices listed by `--device`, checked against this machine.
     func devices() throws -> [Device] {
@@ -39,11 +33,6 @@ struct PipelineOptions: ParsableArguments {
         } catch let error as WorkerPlanError {
             throw ValidationError(error.message)
         }
-    }
-
-    func settings() throws -> GaussianSettings {
-        guard let s = GaussianSettings.preset(preset) else { throw ValidationError("unknown preset '\(preset)' (fast or quality)") }
-        return s
     }
 
     func assemble(on device: Device) throws -> AssembledPipeline {
@@ -55,6 +44,25 @@ struct PipelineOptions: ParsableArguments {
                                       generator: generator)
         options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
+    }
+}
+
+/// `serve` and `generate`: the weights, plus how each job is sampled and gated.
+struct PipelineOptions: ParsableArguments {
+    @OptionGroup var models: ModelOptions
+    @Option(help: "Sampling preset: fast (12/12 steps) or quality (25/25).") var preset = "fast"
+    @Flag(name: .customLong("no-validate"), help: "Do not score and gate the result.") var noValidate = false
+    @Option(name: .customLong("min-score"), help: "Predicted validator score below which the answer is empty.")
+    var minScore = 0.6
+    @Option(name: .customLong("time-budget"), help: "Seconds within which retries with new seeds may start.")
+    var timeBudget = 25.0
+
+    func devices() throws -> [Device] { try models.devices() }
+    func assemble(on device: Device) throws -> AssembledPipeline { try models.assemble(on: device) }
+
+    func settings() throws -> GaussianSettings {
+        guard let s = GaussianSettings.preset(preset) else { throw ValidationError("unknown preset '\(preset)' (fast or quality)") }
+        return s
     }
 }
 
