@@ -187,7 +187,7 @@ public enum PipelineAssembly {
                                              headCheckpoint: weights(headFile), device: device, dtype: dtype)
             loaded["quality-scorer"] = headFile.path
         }
-        let gate = ValidatorGate(rasterizer: CPURasterizer(), alignment: alignment, quality: quality, lpips: nil,
+        let gate = ValidatorGate(rasterizer: makeRasterizer(device: device), alignment: alignment, quality: quality, lpips: nil,
                                  tokenizer: tokenizer, device: device)
         return (gate, loaded)
     }

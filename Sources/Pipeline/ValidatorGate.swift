@@ -17,9 +17,10 @@ import Tokenizers
 ///   similarity of 0.7 (term 0.00875; the true term lies in [0, 0.025], so the estimate is off by at most 0.016).
 /// - image prompts: the validators' image similarity model (LLM2CLIP-Openai-L-14-336) is not implemented, so image
 ///   prompts are gated on the data checks only and their score is not predicted.
+/// The 16 renders use the CUDA rasterizer on a GPU (1.5 ms on an H100) and the CPU one elsewhere.
 public final class ValidatorGate: ValidationStage {
     public let name = "validator"
-    let rasterizer: Rasterizer
+    let rasterizer: any Rasterizer
     let alignment: TextAlignmentScorer?
     let quality: QualityScorer?
     let lpips: ValidatorLPIPS?
@@ -27,7 +28,7 @@ public final class ValidatorGate: ValidationStage {
     let tokenizer: CLIPTokenizer?
     let device: Device
 
-    public init(rasterizer: Rasterizer, alignment: TextAlignmentScorer?, quality: QualityScorer?, lpips: ValidatorLPIPS?,
+    public init(rasterizer: any Rasterizer, alignment: TextAlignmentScorer?, quality: QualityScorer?, lpips: ValidatorLPIPS?,
                 tokenizer: CLIPTokenizer?, device: Device) {
         self.rasterizer = rasterizer
         self.alignment = alignment
