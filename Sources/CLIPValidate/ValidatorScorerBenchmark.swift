@@ -9,22 +9,7 @@ import TorchShim
 /// quality head on 16 views at 518 px, SSIM and LPIPS over 16 view pairs, and the whole verdict.
 /// `tiny` swaps in the fixtures' tiny model configurations and small views (a CPU smoke run; 8 views, the fewest the KNN filter takes with room).
 public enum ValidatorScorerBenchmark {
-    public struct BenchmarkRow: CustomStringConvertible, Sendable {
-        public let name: String
-        public let milliseconds: Double
-        public let notes: String
-
-        public init(name: String, milliseconds: Double, notes: String) {
-            self.name = name
-            self.milliseconds = milliseconds
-            self.notes = notes
-        }
-
-        public var description: String {
-            name.padding(toLength: max(name.count, 48), withPad: " ", startingAt: 0)
-                + String(format: " %9.2f ms  ", milliseconds) + notes
-        }
-    }
+    public typealias BenchmarkRow = NN.BenchmarkRow
 
     /// `facebook/dinov2-small`.
     public static let dinov2Small = DINOv2.Config(hiddenSize: 384, numHiddenLayers: 12, numAttentionHeads: 6)

@@ -5,13 +5,7 @@ import TorchShim
 /// Real-size timing of BiRefNet on one image with random weights at the checkpoint's keys and shapes
 /// (the work equals that of the trained model; the mask means nothing).
 public enum BiRefNetBenchmark {
-    public struct BenchmarkRow: Sendable, CustomStringConvertible {
-        public let name: String
-        public let milliseconds: Double
-        public let notes: String
-
-        public var description: String { String(format: "%-28@ %10.2f ms  %@", name, milliseconds, notes) }
-    }
+    public typealias BenchmarkRow = NN.BenchmarkRow
 
     /// - manifestPath: `manifest_BiRefNet_general.json` (keys and shapes of the full model).
     /// - size: the square input side (1024 as the general model runs).

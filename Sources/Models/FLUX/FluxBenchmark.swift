@@ -6,16 +6,7 @@ import TorchShim
 /// Real-size timings of the FLUX.1-schnell stages with random weights made directly on the device (the work is
 /// that of the trained model; the pictures mean nothing). Key lists come from each model's `parameterShapes()`.
 public enum FluxBenchmark {
-    public struct Row: CustomStringConvertible, Sendable {
-        public let name: String
-        public let milliseconds: Double
-        public let notes: String
-
-        public var description: String {
-            name.padding(toLength: max(44, name.count), withPad: " ", startingAt: 0)
-                + String(format: " %10.2f ms  ", milliseconds) + notes
-        }
-    }
+    public typealias Row = NN.BenchmarkRow
 
     public struct Sizes: Sendable {
         public var transformer: FluxTransformer2DModel.Config

@@ -8,16 +8,7 @@ import TorchShim
 /// of the trained models; the pictures mean nothing). LGM and the multi-view UNet take their keys and configs from the
 /// full-size manifests (fixtures/lgm); the SD 2.1 text tower, CLIP ViT-H/14 and the SD VAE from their configs.
 public enum LGMBenchmark {
-    public struct Row: CustomStringConvertible, Sendable {
-        public let name: String
-        public let milliseconds: Double
-        public let notes: String
-
-        public var description: String {
-            name.padding(toLength: max(52, name.count), withPad: " ", startingAt: 0)
-                + String(format: " %10.2f ms  ", milliseconds) + notes
-        }
-    }
+    public typealias Row = NN.BenchmarkRow
 
     public struct Sizes: Sendable {
         public var lgm: LGM.Config

@@ -10,22 +10,7 @@ import TorchShim
 /// Keys and shapes come from the full-size manifests in `manifestDir` (fixtures/trellis); DINOv2-L's are built
 /// from its config. With `tinyConfigs` the fixture's tiny configurations are used instead (a CPU smoke run).
 public enum TrellisDenseBenchmark {
-    public struct BenchmarkRow: CustomStringConvertible, Sendable {
-        public let name: String
-        public let milliseconds: Double
-        public let notes: String
-
-        public init(name: String, milliseconds: Double, notes: String) {
-            self.name = name
-            self.milliseconds = milliseconds
-            self.notes = notes
-        }
-
-        public var description: String {
-            name.padding(toLength: max(name.count, 44), withPad: " ", startingAt: 0)
-                + String(format: " %9.2f ms  ", milliseconds) + notes
-        }
-    }
+    public typealias BenchmarkRow = NN.BenchmarkRow
 
     /// `facebook/dinov2-with-registers-large` (= torch-hub dinov2_vitl14_reg): 1024 wide, 24 layers, 16 heads.
     public static let dinov2LargeRegisters = DINOv2.Config(hiddenSize: 1024, numHiddenLayers: 24, numAttentionHeads: 16,

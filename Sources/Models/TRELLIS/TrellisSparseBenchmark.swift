@@ -6,16 +6,7 @@ import TorchShim
 /// one SLat flow sampler step (CFG batch 2 and unguided batch 1, with the encode / transformer / decode split),
 /// the Gaussian decoder, and the conversion to a `GaussianSplat`. Voxels: a random blob-like shell in 64^3.
 public enum TrellisSparseBenchmark {
-    public struct BenchmarkRow: CustomStringConvertible, Sendable {
-        public let name: String
-        public let milliseconds: Double
-        public let notes: String
-
-        public var description: String {
-            name.padding(toLength: Swift.max(name.count, 44), withPad: " ", startingAt: 0)
-                + String(format: " %10.2f ms  ", milliseconds) + notes
-        }
-    }
+    public typealias BenchmarkRow = NN.BenchmarkRow
 
     public static let flowManifest = "manifest_slat_flow_img_dit_L_64l8p2_fp16.json"
     public static let decoderManifest = "manifest_slat_dec_gs_swin8_B_64l8gs32_fp16.json"
