@@ -219,10 +219,7 @@ final class LGMTests: XCTestCase {
     // MARK: loading
 
     private func fixtureWeights(_ stem: String) throws -> TensorDictionary {
-        let file = try SafeTensorsFile(url: shared.appendingPathComponent("\(stem).safetensors"))
-        var dict: [String: Tensor] = [:]
-        for k in file.keys { dict[k] = try file.tensor(k) }
-        return TensorDictionary(dict)
+        try FixtureChecks.weights(shared.appendingPathComponent("\(stem).safetensors"))
     }
 
     private func args<T: Decodable>(_ name: String, _ type: T.Type, key: String = "args") throws -> T {
@@ -231,28 +228,10 @@ final class LGMTests: XCTestCase {
         return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: json[key] as Any))
     }
 
-    /// Loads `stem` with one key removed / one key reshaped / one key added and checks the error names the key.
     private func assertLoaderRejects(_ stem: String, missing: String, reshaped: String,
                                      load: (WeightLoader) throws -> Void) throws {
-        let dropped = try fixtureWeights(stem)
-        XCTAssertNotNil(dropped[missing], "fixture lacks \(missing)")
-        dropped[missing] = nil
-        XCTAssertThrowsError(try load(WeightLoader(dropped))) { error in
-            guard case .missing(let key, _)? = error as? WeightError else { return XCTFail("\(error)") }
-            XCTAssertEqual(key, missing)
-        }
-        let bent = try fixtureWeights(stem)
-        let original = try XCTUnwrap(bent[reshaped])
-        bent[reshaped] = try Tensor.zeros(original.shape.dropLast() + [original.shape.last! + 1])
-        XCTAssertThrowsError(try load(WeightLoader(bent))) { error in
-            guard case .shapeMismatch(let key, _, _)? = error as? WeightError else { return XCTFail("\(error)") }
-            XCTAssertEqual(key, reshaped)
-        }
-        let extra = try fixtureWeights(stem)
-        extra["surplus.weight"] = try Tensor.zeros([2])
-        let w = WeightLoader(extra)
-        try load(w)
-        XCTAssertThrowsError(try w.checkAllUsed()) { XCTAssertTrue("\($0)".contains("surplus.weight"), "\($0)") }
+        try FixtureChecks.assertLoaderRejects(shared.appendingPathComponent("\(stem).safetensors"), missing: missing,
+                                              reshaped: reshaped, load: load)
     }
 
     func testFullSizeLGMManifestLoads() throws {

@@ -12,22 +12,12 @@ import TorchShim
 /// validator's own fp16 CUDA run is compared loosely, 1e-3, since fp16 moves it by about 3e-4).
 final class OpenCLIPTests: XCTestCase {
     func fixtureCase(_ stem: String) throws -> FixtureCase {
-        let dir = try OpenCLIPFixturePaths.openclip()
-        let cases = try FixtureRunner().discover(dir)
-        return try XCTUnwrap(cases.first { $0.stem == stem }, "fixture case \(stem) not found in \(dir.path)")
+        try FixtureChecks.fixtureCase(in: OpenCLIPFixturePaths.openclip(), stem)
     }
 
-    /// Runs a case through the registered selftest handler, prints the comparisons and asserts they all pass.
     @discardableResult
     func runRegistered(_ stem: String, expecting names: [String]) throws -> FixtureResult {
-        let result = FixtureRunner().run(try fixtureCase(stem))
-        print("\(stem): \(result.seconds) s")
-        result.comparisons.forEach { print("  \($0)") }
-        XCTAssertNil(result.error, result.error ?? "")
-        XCTAssertTrue(result.passed)
-        let compared = Set(result.comparisons.map(\.name))
-        for name in names { XCTAssertTrue(compared.contains(name), "\(stem): \(name) was not compared") }
-        return result
+        try FixtureChecks.runRegistered(in: OpenCLIPFixturePaths.openclip(), stem, expecting: names)
     }
 
     func loadTinyCLIP(dtype: DType? = nil) throws -> (OpenCLIPConvNeXt, FixtureCase) {

@@ -9,22 +9,12 @@ import TorchShim
 /// Tolerances (README): single networks atol 1e-4 + rtol 1e-4; sampler outputs atol 1e-3; occupancy coordinates exact.
 final class TrellisDenseTests: XCTestCase {
     func fixtureCase(_ stem: String) throws -> FixtureCase {
-        let dir = try TrellisDenseFixturePaths.trellis()
-        let cases = try FixtureRunner().discover(dir)
-        return try XCTUnwrap(cases.first { $0.stem == stem }, "fixture case \(stem) not found in \(dir.path)")
+        try FixtureChecks.fixtureCase(in: TrellisDenseFixturePaths.trellis(), stem)
     }
 
-    /// Runs a case through the registered selftest handler, prints the comparisons and asserts they all pass.
     @discardableResult
     func runRegistered(_ stem: String, expecting names: [String]) throws -> FixtureResult {
-        let result = FixtureRunner().run(try fixtureCase(stem))
-        print("\(stem): \(result.seconds) s")
-        result.comparisons.forEach { print("  \($0)") }
-        XCTAssertNil(result.error, result.error ?? "")
-        XCTAssertTrue(result.passed)
-        let compared = Set(result.comparisons.map(\.name))
-        for name in names { XCTAssertTrue(compared.contains(name), "\(stem): \(name) was not compared") }
-        return result
+        try FixtureChecks.runRegistered(in: TrellisDenseFixturePaths.trellis(), stem, expecting: names)
     }
 
     func testSparseStructureFlowFixture() throws {
