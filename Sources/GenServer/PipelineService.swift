@@ -46,6 +46,9 @@ final class PipelineService: GenerationService {
             "real_generation": !status.isSmoke,
             "device": status.device,
             "models": status.models,
+            "generators": workers[0].pipeline.generatorNames,
+            "default_generator": workers[0].pipeline.defaultGenerator,
+            "text_routes": textRoutes(),
             "version": status.version,
         ]
         if !status.missing.isEmpty { h["missing"] = status.missing }
@@ -54,6 +57,18 @@ final class PipelineService: GenerationService {
                 + "fetch the weights (see 'missing') and restart"
         }
         return h
+    }
+
+    /// Per loaded generator: the text routes it can take, the default first.
+    private func textRoutes() -> [String: [String]] {
+        let p = workers[0].pipeline
+        var routes: [String: [String]] = [:]
+        for g in p.generatorNames {
+            var list = [TextRoute.flux.rawValue]
+            if p.directText[g] != nil { list.insert(TextRoute.mvdream.rawValue, at: p.defaultTextRoute == .mvdream ? 0 : 1) }
+            routes[g] = list
+        }
+        return routes
     }
 
     func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult {
@@ -73,6 +88,8 @@ final class PipelineService: GenerationService {
 
         var headers = HTTPHeaders()
         headers.add("X-Pipeline", status.pipelineName)
+        headers.add("X-Generator", outcome.generator)
+        if let route = outcome.textRoute { headers.add("X-Text-Route", route.rawValue) }
         headers.add("X-Gaussians", String(outcome.splat.count))
         headers.add("X-Seed", String(outcome.attempts.last?.seed ?? job.seed))
         headers.add("X-Attempts", String(outcome.attempts.count))
@@ -115,8 +132,15 @@ final class PipelineService: GenerationService {
         for (name, v) in [("structure_steps", settings.structureSteps), ("latent_steps", settings.latentSteps)] where !(1...100).contains(v) {
             throw GenerationError.badInput("\(name) must be between 1 and 100, got \(v)")
         }
-        if let g = o.generator, !workers[0].pipeline.gaussians.name.lowercased().hasPrefix(g.lowercased()) {
-            throw GenerationError.unavailable("generator '\(g)' is not loaded (this daemon runs \(workers[0].pipeline.gaussians.name))")
+        if let g = o.generator, !GeneratorName.all.contains(g.lowercased()) {
+            throw GenerationError.badInput("unknown generator '\(g)' (\(GeneratorName.all.joined(separator: " or ")))")
+        }
+        var textRoute: TextRoute? = nil
+        if let r = o.textRoute {
+            guard let route = TextRoute(rawValue: r.lowercased()) else {
+                throw GenerationError.badInput("unknown text_route '\(r)' (flux or mvdream)")
+            }
+            textRoute = route
         }
         // Competition 0 renders -Y up (TRELLIS convention); the legacy validators render +Y up.
         let orientation: SplatOrientation = request.route == .legacy ? .yUp : .yDown
@@ -124,6 +148,7 @@ final class PipelineService: GenerationService {
         return GenerationJob(prompt: prompt, seed: seed, settings: settings,
                              output: SplatOutputOptions(orientation: orientation, includeNormals: defaults.includeNormals),
                              validate: o.validate ?? defaults.validate, minScore: o.minScore ?? defaults.minScore,
-                             timeBudget: o.timeBudget ?? defaults.timeBudget)
+                             timeBudget: o.timeBudget ?? defaults.timeBudget, generator: o.generator?.lowercased(),
+                             textRoute: textRoute)
     }
 }

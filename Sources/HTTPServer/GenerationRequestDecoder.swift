@@ -246,7 +246,7 @@ struct JSONGenerationBody: Decodable {
 extension GenerationOptions: Decodable {
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: AnyCodingKey.self)
-        let keys = ["generator", "preset", "image_steps", "structure_steps", "latent_steps", "guidance", "validate",
+        let keys = ["generator", "text_route", "preset", "image_steps", "structure_steps", "latent_steps", "guidance", "validate",
                     "min_score", "time_budget_s"]
         try rejectUnknownKeys(container, allowed: Set(keys), prefix: "options.")
         func value<T: Decodable>(_ key: String, _ type: T.Type) throws -> T? {
@@ -268,6 +268,7 @@ extension GenerationOptions: Decodable {
         }
         self.init()
         generator = try name("generator")
+        textRoute = try name("text_route")
         preset = try name("preset")
         imageSteps = try steps("image_steps")
         structureSteps = try steps("structure_steps")

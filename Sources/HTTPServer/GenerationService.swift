@@ -40,6 +40,8 @@ public enum Prompt: Sendable, Equatable {
 public struct GenerationOptions: Sendable, Equatable {
     /// Gaussian generator, e.g. "trellis" or "lgm".                    JSON: `generator`
     public var generator: String?
+    /// How a text prompt reaches the generator: "flux" or "mvdream" (LGM). JSON: `text_route`
+    public var textRoute: String?
     /// Named speed/quality preset, e.g. "fast", "default", "quality". JSON: `preset`
     public var preset: String?
     /// Text-to-image sampling steps.                                    JSON: `image_steps`

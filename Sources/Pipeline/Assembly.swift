@@ -20,15 +20,20 @@ public struct AssemblyOptions {
     public var requireReal: Bool
     public var fluxSize: Int
     public var fluxFloat8: Bool
-    /// The image -> 3D generator: "trellis" (default) or "lgm" (ImageDream + LGM).
-    public var generator: String
+    /// The image -> 3D generators to load, the default first: "trellis" and/or "lgm" (ImageDream + LGM, and MVDream
+    /// for the text route when present).
+    public var generators: [String]
+    /// The text route of jobs that name none, for generators that have it (LGM): flux or mvdream.
+    public var textRoute: TextRoute
     /// Timing mode: every model at its real size with RANDOM weights from the manifests in this folder (TRELLIS's,
     /// and BiRefNet's `manifest_BiRefNet_general.json`). Nothing it outputs is meaningful.
     public var randomWeightsManifests: URL?
 
     public init(device: Device, modelsDirectories: [String] = [], smokeDirectory: URL? = nil, forceSmoke: Bool = false,
-                requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false, generator: String = "trellis") {
-        self.generator = generator
+                requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false,
+                generators: [String] = [GeneratorName.trellis], textRoute: TextRoute = .flux) {
+        self.generators = generators
+        self.textRoute = textRoute
         self.device = device
         self.modelsDirectories = modelsDirectories
         self.smokeDirectory = smokeDirectory
@@ -36,6 +41,16 @@ public struct AssemblyOptions {
         self.requireReal = requireReal
         self.fluxSize = fluxSize
         self.fluxFloat8 = fluxFloat8
+    }
+
+    /// The generators of `--generator trellis,lgm`: known names, no repeats, at least one.
+    public static func parseGenerators(_ list: String) throws -> [String] {
+        let names = list.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty, names.allSatisfy({ GeneratorName.all.contains($0) }) else {
+            throw PipelineError.badInput("--generator takes \(GeneratorName.all.joined(separator: ", ")) or a comma list of them, got '\(list)'")
+        }
+        guard Set(names).count == names.count else { throw PipelineError.badInput("--generator lists a generator twice: '\(list)'") }
+        return names
     }
 }
 
@@ -73,37 +88,49 @@ public enum PipelineAssembly {
                                                     birefnetManifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"),
                                                     device: options.device, fluxSize: options.fluxSize)
         }
-        let report = store.check(pipeline: .default)
+        var specs = ModelRegistry.models(for: .default)
+        if options.generators.contains(GeneratorName.lgm) {
+            specs += ["lgm", "imagedream", "mvdream"].compactMap { ModelRegistry.model(named: $0) }
+        }
+        if !options.generators.contains(GeneratorName.trellis) {
+            specs.removeAll { ["trellis-image-large", "dinov2-large-reg"].contains($0.name) }
+        }
+        let report = store.check(models: specs)
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
         func location(_ name: String) -> URL? {
             guard let spec = ModelRegistry.model(named: name), let loc = store.locate(model: spec) else { return nil }
             return URL(fileURLWithPath: loc.path)
         }
         let device = options.device
-        let trellisDType: DType = device.isCUDA ? .float16 : .float32
+        let halfDType: DType = device.isCUDA ? .float16 : .float32
         let fluxDType: DType = device.isCUDA ? .bfloat16 : .float32
 
-        guard ["trellis", "lgm"].contains(options.generator) else {
-            throw PipelineError.badInput("unknown generator '\(options.generator)' (trellis or lgm)")
-        }
         var loaded: [String: String] = [:]
-        var gaussianStage: GaussianStage? = nil
-        if options.forceSmoke {
-        } else if options.generator == "lgm" {
-            if let lgm = location("lgm"), let imageDream = location("imagedream") {
-                let checkpoint = lgm.appendingPathComponent("model_fp16_fixrot.safetensors")
-                gaussianStage = try LGMGaussianStage.load(imageDream: imageDream, lgmCheckpoint: checkpoint, device: device,
-                                                          dtype: trellisDType)
-                loaded["lgm"] = checkpoint.path
-                loaded["imagedream"] = imageDream.path
+        var generators: [String: GaussianStage] = [:]
+        var lgmModel: LGM? = nil
+        if !options.forceSmoke {
+            for name in options.generators {
+                switch name {
+                case GeneratorName.lgm:
+                    guard let lgm = location("lgm"), let imageDream = location("imagedream") else { continue }
+                    let checkpoint = lgm.appendingPathComponent("model_fp16_fixrot.safetensors")
+                    let stage = try LGMGaussianStage.load(imageDream: imageDream, lgmCheckpoint: checkpoint, device: device,
+                                                          dtype: halfDType)
+                    generators[name] = stage
+                    lgmModel = stage.model
+                    loaded["lgm"] = checkpoint.path
+                    loaded["imagedream"] = imageDream.path
+                default:
+                    guard let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") else { continue }
+                    let model = try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: halfDType)
+                    generators[name] = TrellisGaussianStage(model: model)
+                    loaded["trellis"] = trellis.path
+                    loaded["dinov2"] = dino.path
+                }
             }
-        } else if let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") {
-            let model = try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: trellisDType)
-            gaussianStage = TrellisGaussianStage(model: model)
-            loaded["trellis"] = trellis.path
-            loaded["dinov2"] = dino.path
         }
-        if let gaussianStage {
+        // The default is the first listed generator that loaded.
+        if let defaultGenerator = options.generators.first(where: { generators[$0] != nil }) {
             var textToImage: TextToImageStage? = nil
             if let flux = location("flux1-schnell") {
                 let format: FluxWeightFormat = options.fluxFloat8 ? .float8(Float8Options()) : .dense
@@ -115,18 +142,24 @@ public enum PipelineAssembly {
             var remover: BackgroundRemovalStage? = nil
             if let birefnet = location("birefnet") {
                 // BiRefNet's reference runs fp16 on GPU; fp32 on the CPU.
-                remover = try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: device.isCUDA ? .float16 : .float32)
+                remover = try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType)
                 loaded["birefnet"] = birefnet.path
+            }
+            var directText: [String: TextToGaussianStage] = [:]
+            if let lgmModel, let mvdream = location("mvdream") {
+                directText[GeneratorName.lgm] = try MVDreamLGMStage.load(mvdream: mvdream, model: lgmModel,
+                                                                         backgroundRemoval: remover, device: device,
+                                                                         dtype: halfDType)
+                loaded["mvdream"] = mvdream.path
             }
             let gate = try loadValidator(device: device, locate: location)
             for (k, v) in gate.loaded { loaded[k] = v }
-            let pipeline = GenerationPipeline(
-                textToImage: textToImage, backgroundRemoval: remover, gaussians: gaussianStage,
+            let pipeline = try GenerationPipeline(
+                textToImage: textToImage, backgroundRemoval: remover, generators: generators,
+                defaultGenerator: defaultGenerator, directText: directText, defaultTextRoute: options.textRoute,
                 validator: gate.gate, missingAdvice: advice(missing))
-            let name = (options.generator == "lgm" ? "imagedream + lgm" : "trellis-image-large")
-                + (textToImage == nil ? "" : " + flux.1-schnell")
-            return AssembledPipeline(pipeline: pipeline, name: name,
-                                     isSmoke: false, loaded: loaded, missing: missing)
+            return AssembledPipeline(pipeline: pipeline, name: describe(pipeline), isSmoke: false, loaded: loaded,
+                                     missing: missing)
         }
         if options.requireReal {
             throw PipelineError.missingStage("real weights are required but missing:\n  " + missing.joined(separator: "\n  "))
@@ -192,9 +225,23 @@ public enum PipelineAssembly {
         return (gate, loaded)
     }
 
+    /// "trellis-image-large + lgm (mvdream text route) + flux.1-schnell": the generators (default first) and the front end.
+    public static func describe(_ pipeline: GenerationPipeline) -> String {
+        let generators = pipeline.generatorNames.map { name -> String in
+            let label = name == GeneratorName.trellis ? "trellis-image-large" : name == GeneratorName.lgm ? "imagedream + lgm" : name
+            return pipeline.directText[name] == nil ? label : label + " (+ mvdream text route)"
+        }
+        return generators.joined(separator: ", ") + (pipeline.textToImage == nil ? "" : " + flux.1-schnell")
+    }
+
     static func advice(_ missing: [String]) -> [String: String] {
         func find(_ name: String) -> String? { missing.first { $0.hasPrefix(name + ":") } }
         var a: [String: String] = [:]
+        if let m = find("mvdream") { a["mvdream"] = "text route 'mvdream' needs MVDream, which is not present (\(m))" }
+        if let m = find("lgm") ?? find("imagedream") { a["generator-lgm"] = "generator 'lgm' needs LGM and ImageDream (\(m))" }
+        if let m = find("trellis-image-large") ?? find("dinov2-large-reg") {
+            a["generator-trellis"] = "generator 'trellis' needs TRELLIS-image-large and DINOv2 (\(m))"
+        }
         if let m = find("flux1-schnell") { a["text-to-image"] = "text prompts need FLUX.1-schnell, which is not present (\(m))" }
         if let m = find("birefnet") {
             a["background-removal"] = "this image has no transparency and BiRefNet is not present (\(m)); "

@@ -44,9 +44,14 @@ public struct GenerationJob {
     /// Seconds from the start of the job within which retries (new seeds) may start.
     public var timeBudget: Double
     public var maxAttempts: Int
+    /// The 3D generator ("trellis", "lgm"); nil = the pipeline's default.
+    public var generator: String?
+    /// How a text prompt reaches the generator; nil = the pipeline's default for that generator.
+    public var textRoute: TextRoute?
 
     public init(prompt: Prompt, seed: UInt64 = 42, settings: GaussianSettings = .fast, output: SplatOutputOptions = .init(),
-                validate: Bool = true, minScore: Double = 0.6, timeBudget: Double = 25, maxAttempts: Int = 4) {
+                validate: Bool = true, minScore: Double = 0.6, timeBudget: Double = 25, maxAttempts: Int = 4,
+                generator: String? = nil, textRoute: TextRoute? = nil) {
         self.prompt = prompt
         self.seed = seed
         self.settings = settings
@@ -55,6 +60,8 @@ public struct GenerationJob {
         self.minScore = minScore
         self.timeBudget = timeBudget
         self.maxAttempts = maxAttempts
+        self.generator = generator
+        self.textRoute = textRoute
     }
 }
 
@@ -73,55 +80,118 @@ public struct GenerationOutcome {
     public var gated: Bool
     public var attempts: [GenerationAttempt]
     public var timings: StageTimings
-    /// The RGBA image the 3D stage saw (for debugging and `generate --image-out`).
+    /// The RGBA image the 3D stage saw (for the MVDream route: its views side by side), for debugging and
+    /// `generate --image-out`.
     public var conditioningImage: Image
+    /// The generator and route that made it, e.g. "trellis", "lgm" and "flux", "mvdream" (nil for image prompts).
+    public var generator: String
+    public var textRoute: TextRoute?
     public var notes: [String]
 }
 
+/// The known 3D generator names (what `generator` may say in a request).
+public enum GeneratorName {
+    public static let trellis = "trellis"
+    public static let lgm = "lgm"
+    public static let all = [trellis, lgm]
+
+    /// The generator a stage implements, from its name ("smoke-trellis", "random-lgm" ...).
+    public static func of(_ stage: GaussianStage) -> String {
+        let n = stage.name.lowercased()
+        return all.first { n.contains($0) } ?? n
+    }
+}
+
 /// text -> image -> alpha -> Gaussians -> predicted score -> PLY (or an empty answer when it would score badly).
+/// Several 3D generators may be loaded; each job picks one (or the default), and text prompts for LGM may skip the
+/// image stages through MVDream.
 public final class GenerationPipeline {
     public let textToImage: TextToImageStage?
     public let backgroundRemoval: BackgroundRemovalStage?
-    public let gaussians: GaussianStage
+    /// The image -> 3D generators by name ("trellis", "lgm").
+    public let generators: [String: GaussianStage]
+    public let defaultGenerator: String
+    /// text -> 3D stages that skip the single image, by the generator they end in ("lgm": MVDream -> LGM).
+    public let directText: [String: TextToGaussianStage]
+    /// The text route of jobs that name none, where their generator has it (TRELLIS always takes the FLUX route).
+    public let defaultTextRoute: TextRoute
     public let validator: ValidationStage?
     /// Called when a stage the job needs is absent: explains how to get the weights.
     public let missingAdvice: [String: String]
 
-    public init(textToImage: TextToImageStage?, backgroundRemoval: BackgroundRemovalStage?, gaussians: GaussianStage,
-                validator: ValidationStage?, missingAdvice: [String: String] = [:]) {
+    /// The default generator's stage.
+    public var gaussians: GaussianStage { generators[defaultGenerator]! }
+    /// Loaded generator names, the default first.
+    public var generatorNames: [String] { [defaultGenerator] + generators.keys.filter { $0 != defaultGenerator }.sorted() }
+
+    public init(textToImage: TextToImageStage?, backgroundRemoval: BackgroundRemovalStage?, generators: [String: GaussianStage],
+                defaultGenerator: String, directText: [String: TextToGaussianStage] = [:], defaultTextRoute: TextRoute = .flux,
+                validator: ValidationStage?, missingAdvice: [String: String] = [:]) throws {
+        guard generators[defaultGenerator] != nil else {
+            throw PipelineError.badInput("the default generator '\(defaultGenerator)' is not among the loaded ones "
+                                         + "(\(generators.keys.sorted().joined(separator: ", ")))")
+        }
         self.textToImage = textToImage
         self.backgroundRemoval = backgroundRemoval
-        self.gaussians = gaussians
+        self.generators = generators
+        self.defaultGenerator = defaultGenerator
+        self.directText = directText
+        self.defaultTextRoute = defaultTextRoute
         self.validator = validator
         self.missingAdvice = missingAdvice
+    }
+
+    /// One generator.
+    public convenience init(textToImage: TextToImageStage?, backgroundRemoval: BackgroundRemovalStage?, gaussians: GaussianStage,
+                            validator: ValidationStage?, missingAdvice: [String: String] = [:]) {
+        let name = GeneratorName.of(gaussians)
+        try! self.init(textToImage: textToImage, backgroundRemoval: backgroundRemoval, generators: [name: gaussians],
+                       defaultGenerator: name, validator: validator, missingAdvice: missingAdvice)
+    }
+
+    /// The generator and text route a job runs with, or why it cannot run here.
+    public func resolve(_ job: GenerationJob) throws -> (generator: String, route: TextRoute?) {
+        let name = job.generator?.lowercased() ?? defaultGenerator
+        guard generators[name] != nil else {
+            guard GeneratorName.all.contains(name) else {
+                throw PipelineError.badInput("unknown generator '\(name)' (\(GeneratorName.all.joined(separator: " or ")))")
+            }
+            throw PipelineError.missingStage(missingAdvice["generator-" + name]
+                ?? "generator '\(name)' is not loaded here (loaded: \(generatorNames.joined(separator: ", ")))")
+        }
+        guard case .text = job.prompt else { return (name, nil) }
+        if let asked = job.textRoute {
+            if asked == .mvdream && directText[name] == nil {
+                guard name == GeneratorName.lgm else {
+                    throw PipelineError.badInput("text route 'mvdream' ends in LGM; generator '\(name)' takes the 'flux' route")
+                }
+                throw PipelineError.missingStage(missingAdvice["mvdream"]
+                    ?? "text route 'mvdream' needs MVDream (ashawkey/mvdream-sd2.1-diffusers), which is not loaded")
+            }
+            return (name, asked)
+        }
+        return (name, defaultTextRoute == .mvdream && directText[name] != nil ? .mvdream : .flux)
     }
 
     public func run(_ job: GenerationJob) throws -> GenerationOutcome {
         let start = Date()
         var timings = StageTimings()
         var notes: [String] = []
+        let (generatorName, route) = try resolve(job)
 
-        let source: Image
-        switch job.prompt {
-        case .text(let text):
-            guard let t2i = textToImage else {
-                throw PipelineError.missingStage(missingAdvice["text-to-image"]
-                    ?? "text prompts need the text-to-image model (FLUX.1-schnell), which is not loaded")
-            }
-            source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: job.seed) }
-        case .image(let image):
-            source = image
-        }
-
-        let rgba: Image
-        if let remover = backgroundRemoval {
-            rgba = try timings.measure("background") { try remover.removeBackground(source) }
-        } else if source.hasTransparency {
-            rgba = source
+        // One attempt: a seed -> a splat (and what the 3D stage saw).
+        let attempt: (UInt64, inout StageTimings) throws -> (GaussianSplat, Image)
+        if route == .mvdream, case .text(let text) = job.prompt, let direct = directText[generatorName] {
+            attempt = { seed, timings in try direct.generate(text: text, seed: seed, output: job.output, timings: &timings) }
         } else {
-            throw PipelineError.missingStage(missingAdvice["background-removal"]
-                ?? "this image has no transparency and the background-removal model (BiRefNet) is not loaded: "
-                + "send an RGBA image with the object cut out")
+            let rgba = try conditioningImage(job.prompt, seed: job.seed, timings: &timings)
+            let stage = generators[generatorName]!
+            attempt = { seed, timings in
+                let splat = try timings.measure("gaussians") {
+                    try stage.generate(image: rgba, seed: seed, settings: job.settings, output: job.output)
+                }
+                return (splat, rgba)
+            }
         }
 
         let validator = job.validate ? self.validator : nil
@@ -130,20 +200,18 @@ public final class GenerationPipeline {
         }
 
         var attempts: [GenerationAttempt] = []
-        var best: (splat: GaussianSplat, verdict: ValidationVerdict?)? = nil
+        var best: (splat: GaussianSplat, verdict: ValidationVerdict?, seen: Image)? = nil
         var seed = job.seed
         while true {
             let t0 = Date()
-            let splat = try timings.measure("gaussians") {
-                try gaussians.generate(image: rgba, seed: seed, settings: job.settings, output: job.output)
-            }
+            let (splat, seen) = try attempt(seed, &timings)
             var verdict: ValidationVerdict? = nil
             if let validator {
                 verdict = try timings.measure("validate") { try validator.evaluate(splat, prompt: job.prompt, orientation: job.output.orientation) }
             }
             let took = Date().timeIntervalSince(t0)
             attempts.append(GenerationAttempt(seed: seed, gaussians: splat.count, score: verdict?.score, seconds: took))
-            if best == nil || (verdict?.rank ?? -1) > (best?.verdict?.rank ?? -1) { best = (splat, verdict) }
+            if best == nil || (verdict?.rank ?? -1) > (best?.verdict?.rank ?? -1) { best = (splat, verdict, seen) }
             if let v = verdict { notes.append(contentsOf: v.notes) }
 
             guard let v = verdict, !v.passes(minScore: job.minScore) else { break }
@@ -162,6 +230,32 @@ public final class GenerationPipeline {
             }
         }
         return GenerationOutcome(ply: ply, splat: chosen.splat, verdict: chosen.verdict, gated: gated, attempts: attempts,
-                                 timings: timings, conditioningImage: rgba, notes: notes)
+                                 timings: timings, conditioningImage: chosen.seen, generator: generatorName, textRoute: route,
+                                 notes: notes)
+    }
+
+    /// The cut-out RGBA image of the image route: the prompt image, or FLUX's picture of the text, after background
+    /// removal (an image that already has transparency may skip it when BiRefNet is absent).
+    private func conditioningImage(_ prompt: Prompt, seed: UInt64, timings: inout StageTimings) throws -> Image {
+        let source: Image
+        switch prompt {
+        case .text(let text):
+            guard let t2i = textToImage else {
+                throw PipelineError.missingStage(missingAdvice["text-to-image"]
+                    ?? "text prompts need the text-to-image model (FLUX.1-schnell), which is not loaded")
+            }
+            source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: seed) }
+        case .image(let image):
+            source = image
+        }
+        if let remover = backgroundRemoval {
+            return try timings.measure("background") { try remover.removeBackground(source) }
+        }
+        guard source.hasTransparency else {
+            throw PipelineError.missingStage(missingAdvice["background-removal"]
+                ?? "this image has no transparency and the background-removal model (BiRefNet) is not loaded: "
+                + "send an RGBA image with the object cut out")
+        }
+        return source
     }
 }

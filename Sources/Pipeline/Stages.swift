@@ -62,6 +62,23 @@ public protocol GaussianStage: AnyObject {
     func generate(image: Image, seed: UInt64, settings: GaussianSettings, output: SplatOutputOptions) throws -> GaussianSplat
 }
 
+/// text -> Gaussians without a single intermediate image (MVDream -> LGM): the generator sees several views that a
+/// multi-view diffusion model drew from the text.
+public protocol TextToGaussianStage: AnyObject {
+    var name: String { get }
+    /// The splat and a picture of what the 3D stage saw (the views side by side), with the stage's own timings.
+    func generate(text: String, seed: UInt64, output: SplatOutputOptions, timings: inout StageTimings) throws
+        -> (splat: GaussianSplat, views: Image)
+}
+
+/// How a text prompt reaches the 3D generator.
+public enum TextRoute: String, Sendable, CaseIterable {
+    /// FLUX.1-schnell -> background removal -> the image -> 3D generator (TRELLIS or LGM via ImageDream).
+    case flux
+    /// MVDream draws four views from the text -> LGM (LGM only; the reference app's text mode).
+    case mvdream
+}
+
 /// The validators' verdict, predicted: renders the splat as they do and scores it.
 public struct ValidationVerdict: Sendable {
     /// The predicted validator score, or nil when it cannot be predicted (scorers missing, image prompts).

@@ -51,6 +51,10 @@ final class GenerationRequestDecoderTests: XCTestCase {
                                                           latentSteps: 12, guidance: 3.5, validate: true, minScore: 0.6,
                                                           timeBudget: 25))
         XCTAssertEqual(try decode("application/json", "{\"prompt\": \" a lamp \", \"seed\": null}").prompt, .text("a lamp"))
+        let routed = try decode("application/json", "{\"prompt\": \"a lamp\", \"options\": {\"generator\": \"lgm\", \"text_route\": \"mvdream\"}}")
+        XCTAssertEqual(routed.options.textRoute, "mvdream")
+        XCTAssertEqual(routed.options.generator, "lgm")
+        assertStatus(400, "application/json", "{\"prompt\": \"x\", \"options\": {\"text_route\": \"\"}}", mentions: "'options.text_route'")
     }
 
     func testJSONErrorsNameTheField() {

@@ -24,7 +24,28 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("flux-size"), help: "Side of the FLUX image in pixels (multiple of 16).") var fluxSize = 512
     @Flag(name: .customLong("flux-fp8"), help: "FLUX transformer weights in float8 e4m3 (fits 24 GB cards).")
     var fluxFP8 = false
-    @Option(help: "Image -> 3D generator: trellis or lgm (ImageDream + LGM).") var generator = "trellis"
+    @Option(help: ArgumentHelp("3D generators to load, the default first: trellis, lgm (ImageDream + LGM, and MVDream "
+                               + "when present), or both, e.g. trellis,lgm. A request may pick any loaded one (JSON option "
+                               + "'generator').")) var generator = "trellis"
+    @Option(name: .customLong("text-route"), help: ArgumentHelp(
+        "How text prompts reach LGM by default: flux (FLUX -> BiRefNet -> ImageDream -> LGM) or mvdream (MVDream -> LGM). "
+        + "TRELLIS always takes flux. Requests may override it (JSON option 'text_route').")) var textRoute = "flux"
+
+    func validate() throws {
+        _ = try generators()
+        _ = try route()
+    }
+
+    func generators() throws -> [String] {
+        do { return try AssemblyOptions.parseGenerators(generator) } catch { throw ValidationError("\(error)") }
+    }
+
+    func route() throws -> TextRoute {
+        guard let r = TextRoute(rawValue: textRoute.lowercased()) else {
+            throw ValidationError("--text-route takes flux or mvdream, got '\(textRoute)'")
+        }
+        return r
+    }
 
     /// The devices listed by `--device`, checked against this machine.
     func devices() throws -> [Device] {
@@ -41,7 +62,7 @@ struct ModelOptions: ParsableArguments {
         let smokeURL = smokeDir.map { URL(fileURLWithPath: $0) } ?? PipelineAssembly.findSmokeDirectory(from: [cwd, exe])
         var options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
                                       forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8,
-                                      generator: generator)
+                                      generators: try generators(), textRoute: try route())
         options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
     }

@@ -80,7 +80,7 @@ public enum BenchCatalogue {
     /// `trellisPresets` replaces TRELLIS's fast/quality pair (tests use tiny step counts).
     public static func plan(pipeline: GenerationPipeline, gaussianStages: [GaussianStage]? = nil,
                             trellisPresets: [Preset] = trellisPresets) -> [PlannedConfiguration] {
-        let stages = gaussianStages ?? [pipeline.gaussians]
+        let stages = gaussianStages ?? pipeline.generatorNames.map { pipeline.generators[$0]! }
         let generators = trellisPresets.map { ("trellis", $0) } + lgmPresets.map { ("lgm", $0) }
         var planned: [PlannedConfiguration] = []
         for front in frontEnds {
