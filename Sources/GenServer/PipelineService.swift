@@ -12,6 +12,8 @@ struct ServiceStatus {
     var models: [String: Any]
     var missing: [String]
     var version: String
+    /// The memory plan and each model's measured resident size.
+    var memory: [String: Any] = [:]
 }
 
 /// Serves the subnet APIs from one `PipelineWorker` per server worker (worker i runs `workers[i]`;
@@ -50,6 +52,7 @@ final class PipelineService: GenerationService {
             "default_generator": workers[0].pipeline.defaultGenerator,
             "text_routes": textRoutes(),
             "version": status.version,
+            "memory": status.memory,
         ]
         if !status.missing.isEmpty { h["missing"] = status.missing }
         if status.isSmoke {

@@ -28,6 +28,8 @@ public struct AssemblyOptions {
     /// Timing mode: every model at its real size with RANDOM weights from the manifests in this folder (TRELLIS's,
     /// and BiRefNet's `manifest_BiRefNet_general.json`). Nothing it outputs is meaningful.
     public var randomWeightsManifests: URL?
+    /// How the models share the GPU (nil: chosen from the card's size).
+    public var memoryPlan: MemoryPlan?
 
     public init(device: Device, modelsDirectories: [String] = [], smokeDirectory: URL? = nil, forceSmoke: Bool = false,
                 requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false,
@@ -62,6 +64,9 @@ public struct AssembledPipeline {
     public var loaded: [String: String]
     /// What is missing, each with the command that fetches it.
     public var missing: [String]
+    public var memoryPlan: MemoryPlan
+    /// Measured GPU memory of each model as it loaded (empty on the CPU).
+    public var residentSizes: ResidentSizes
 }
 
 /// Builds the generation pipeline from the models that are present: real weights from the model store where
@@ -83,10 +88,11 @@ public enum PipelineAssembly {
     }
 
     public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
+        let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
+        var resident = ResidentSizes(device: options.device)
         if let dir = options.randomWeightsManifests {
-            return try RandomRealSizePipeline.build(manifests: dir,
-                                                    birefnetManifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"),
-                                                    device: options.device, fluxSize: options.fluxSize)
+            return try RandomRealSizePipeline.build(manifests: dir, device: options.device, fluxSize: options.fluxSize,
+                                                    generators: options.generators, textRoute: options.textRoute, plan: plan)
         }
         var specs = ModelRegistry.models(for: .default)
         if options.generators.contains(GeneratorName.lgm) {
@@ -114,15 +120,18 @@ public enum PipelineAssembly {
                 case GeneratorName.lgm:
                     guard let lgm = location("lgm"), let imageDream = location("imagedream") else { continue }
                     let checkpoint = lgm.appendingPathComponent("model_fp16_fixrot.safetensors")
-                    let stage = try LGMGaussianStage.load(imageDream: imageDream, lgmCheckpoint: checkpoint, device: device,
-                                                          dtype: halfDType)
+                    let stage = try resident.measure("imagedream + lgm") {
+                        try LGMGaussianStage.load(imageDream: imageDream, lgmCheckpoint: checkpoint, device: device, dtype: halfDType)
+                    }
                     generators[name] = stage
                     lgmModel = stage.model
                     loaded["lgm"] = checkpoint.path
                     loaded["imagedream"] = imageDream.path
                 default:
                     guard let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") else { continue }
-                    let model = try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: halfDType)
+                    let model = try resident.measure("trellis + dinov2") {
+                        try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: halfDType)
+                    }
                     generators[name] = TrellisGaussianStage(model: model)
                     loaded["trellis"] = trellis.path
                     loaded["dinov2"] = dino.path
@@ -132,9 +141,16 @@ public enum PipelineAssembly {
         // The default is the first listed generator that loaded.
         if let defaultGenerator = options.generators.first(where: { generators[$0] != nil }) {
             var textToImage: TextToImageStage? = nil
-            if let flux = location("flux1-schnell") {
-                let format: FluxWeightFormat = options.fluxFloat8 ? .float8(Float8Options()) : .dense
-                let pipe = try FluxPipeline.load(folder: flux, device: device, dtype: fluxDType, transformerFormat: format)
+            var missing = missing
+            if let flux = location("flux1-schnell"), !plan.loadsTextToImage {
+                missing.append("flux1-schnell: present at \(flux.path) but not loaded under the \(plan.tier.rawValue) memory plan "
+                               + "(\(plan.reason)); text prompts answer 503")
+            } else if let flux = location("flux1-schnell") {
+                let format: FluxWeightFormat = options.fluxFloat8 || plan.fluxFloat8 ? .float8(Float8Options()) : .dense
+                let pipe = try resident.measure("flux.1-schnell") {
+                    try FluxPipeline.load(folder: flux, device: device, dtype: fluxDType, transformerFormat: format,
+                                          t5Residency: plan.t5StreamedFromHost ? .streamedFromHost : .device)
+                }
                 textToImage = FluxTextToImageStage(pipeline: pipe, tokenizer: try FluxFolderTokenizer(folder: flux),
                                                    device: device, size: options.fluxSize)
                 loaded["flux"] = flux.path
@@ -142,24 +158,27 @@ public enum PipelineAssembly {
             var remover: BackgroundRemovalStage? = nil
             if let birefnet = location("birefnet") {
                 // BiRefNet's reference runs fp16 on GPU; fp32 on the CPU.
-                remover = try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType)
+                remover = try resident.measure("birefnet") {
+                    try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType)
+                }
                 loaded["birefnet"] = birefnet.path
             }
             var directText: [String: TextToGaussianStage] = [:]
             if let lgmModel, let mvdream = location("mvdream") {
-                directText[GeneratorName.lgm] = try MVDreamLGMStage.load(mvdream: mvdream, model: lgmModel,
-                                                                         backgroundRemoval: remover, device: device,
-                                                                         dtype: halfDType)
+                directText[GeneratorName.lgm] = try resident.measure("mvdream") {
+                    try MVDreamLGMStage.load(mvdream: mvdream, model: lgmModel, backgroundRemoval: remover, device: device,
+                                             dtype: halfDType)
+                }
                 loaded["mvdream"] = mvdream.path
             }
-            let gate = try loadValidator(device: device, locate: location)
+            let gate = try resident.measure("validator scorers") { try loadValidator(device: device, locate: location) }
             for (k, v) in gate.loaded { loaded[k] = v }
             let pipeline = try GenerationPipeline(
                 textToImage: textToImage, backgroundRemoval: remover, generators: generators,
                 defaultGenerator: defaultGenerator, directText: directText, defaultTextRoute: options.textRoute,
                 validator: gate.gate, missingAdvice: advice(missing))
             return AssembledPipeline(pipeline: pipeline, name: describe(pipeline), isSmoke: false, loaded: loaded,
-                                     missing: missing)
+                                     missing: missing, memoryPlan: plan, residentSizes: resident)
         }
         if options.requireReal {
             throw PipelineError.missingStage("real weights are required but missing:\n  " + missing.joined(separator: "\n  "))
@@ -168,7 +187,9 @@ public enum PipelineAssembly {
             throw PipelineError.missingStage("no real weights and no smoke assets (assets/smoke) found; missing:\n  "
                 + missing.joined(separator: "\n  "))
         }
-        return try buildSmoke(smoke, device: device, missing: missing)
+        var smokePipeline = try buildSmoke(smoke, device: device, missing: missing)
+        smokePipeline.memoryPlan = plan
+        return smokePipeline
     }
 
     /// The smoke pipeline: every stage runs (tiny FLUX, tiny BiRefNet at 256 px, tiny TRELLIS) on random weights, fp32.
@@ -186,7 +207,8 @@ public enum PipelineAssembly {
                                           gaussians: TrellisGaussianStage(model: model, name: "smoke-trellis"),
                                           validator: nil, missingAdvice: advice(missing))
         return AssembledPipeline(pipeline: pipeline, name: "smoke (tiny random-weight networks; NOT real generation)",
-                                 isSmoke: true, loaded: ["smoke": dir.path], missing: missing)
+                                 isSmoke: true, loaded: ["smoke": dir.path], missing: missing,
+                                 memoryPlan: try MemoryPlan.forDevice(device), residentSizes: ResidentSizes(device: device))
     }
 
     /// The validator gate: the data checks always; the text-alignment and quality scorers when their weights are

@@ -98,20 +98,58 @@ public enum RandomRealSizePipeline {
         return try Tensor.cat([batch, xyz], dim: 1).to(.int32)
     }
 
-    /// FLUX.1-schnell (bf16) with ids from the prompt's bytes at the real vocabulary sizes.
-    public static func flux(device: Device, size: Int) throws -> FluxTextToImageStage {
+    /// FLUX.1-schnell with ids from the prompt's bytes at the real vocabulary sizes: bf16, or as `plan` says (fp8
+    /// transformer, T5 blocks streamed from pinned host memory).
+    public static func flux(device: Device, size: Int, plan: MemoryPlan? = nil) throws -> FluxTextToImageStage {
         let s = FluxBenchmark.Sizes.schnell
         let dt = DType.bfloat16
+        let format: FluxWeightFormat = plan?.fluxFloat8 == true ? .float8(Float8Options()) : .dense
         let transformer = try FluxTransformer2DModel(FluxBenchmark.randomLoader(s.transformer.parameterShapes(), device: device, dtype: dt, seed: 4),
-                                                     config: s.transformer, format: .dense)
+                                                     config: s.transformer, format: format)
         let vae = try AutoencoderKL(FluxBenchmark.randomLoader(s.vae.parameterShapes(), device: device, dtype: dt, seed: 3),
                                     config: s.vae, withEncoder: false)
-        let t5 = try T5EncoderModel(FluxBenchmark.randomLoader(s.t5.parameterShapes(), device: device, dtype: dt, seed: 1), config: s.t5)
+        let t5 = try T5EncoderModel(FluxBenchmark.randomLoader(s.t5.parameterShapes(), device: device, dtype: dt, seed: 1), config: s.t5,
+                                    blockResidency: plan?.t5StreamedFromHost == true ? .streamedFromHost : .device)
         let clip = try CLIPTextModel(FluxBenchmark.randomLoader(s.clip.parameterShapes(), device: device, dtype: dt, seed: 2), config: s.clip)
         let pipe = try FluxPipeline(transformer: transformer, vae: vae, schedulerConfig: FlowMatchEulerScheduler.Config(),
                                     textEncoders: FluxTextEncoders(clip: clip, t5: t5))
         return FluxTextToImageStage(pipeline: pipe, tokenizer: SmokeTokenizer(clipVocab: 49408, t5Vocab: 32128, t5Length: s.t5Tokens),
                                     device: device, size: size, name: "random-flux.1-schnell")
+    }
+
+    /// The multi-view pipeline at the published sizes: ImageDream (`imageDream` true: ip tokens, CLIP ViT-H/14) or
+    /// MVDream (text only); the UNet's keys from the manifest in `dir`, the SD 2.1 text tower and SD VAE from their configs.
+    static func multiView(_ dir: URL, imageDream: Bool, device: Device, seed: UInt64) throws -> MVDreamPipeline {
+        let sizes = LGMBenchmark.Sizes.imageDream
+        let dt = DType.float16
+        let unet = try manifestDictionary(dir.appendingPathComponent(imageDream ? "manifest_mv_unet_imagedream.json"
+                                                                                : "manifest_mv_unet_mvdream.json"),
+                                          device: device, dtype: dt, seed: seed)
+        let text = try CLIPTextModel(FluxBenchmark.randomLoader(sizes.text.parameterShapes(), device: device, dtype: dt, seed: seed + 1),
+                                     config: sizes.text)
+        let vae = try AutoencoderKL(FluxBenchmark.randomLoader(sizes.vae.parameterShapes(), device: device, dtype: dt, seed: seed + 2),
+                                    config: sizes.vae, withEncoder: imageDream)
+        let vision = imageDream ? try CLIPVisionModel(
+            FluxBenchmark.randomLoader(sizes.vision.parameterShapes(), device: device, dtype: dt, seed: seed + 3),
+            config: sizes.vision, usesPenultimateLayerOnly: true) : nil
+        return try MVDreamPipeline(unet: MultiViewUNetModel(WeightLoader(unet.weights, device: device, dtype: dt),
+                                                            config: decode(MultiViewUNetModel.Config.self, unet.args)),
+                                   vae: vae, textEncoder: text, imageEncoder: vision, schedulerConfig: DDIMScheduler.Config())
+    }
+
+    /// ImageDream + LGM 'big' (fp16) as the image -> 3D stage, and MVDream -> the same LGM as the text stage.
+    public static func lgm(manifests dir: URL, device: Device, backgroundRemoval: BackgroundRemovalStage?) throws
+        -> (image: LGMGaussianStage, text: MVDreamLGMStage) {
+        let big = try manifestDictionary(dir.appendingPathComponent("manifest_lgm_big.json"), device: device, dtype: .float16, seed: 20)
+        let model = try LGM(WeightLoader(big.weights, device: device, dtype: .float16), config: decode(LGM.Config.self, big.args))
+        let tokens = SmokeTokenizer(clipVocab: 49408, t5Vocab: 2)
+        let image = try LGMGaussianStage(imageDream: multiView(dir, imageDream: true, device: device, seed: 21), model: model,
+                                         processor: CLIPImageProcessor(), promptIds: try tokens.ids("").clip, device: device,
+                                         name: "random-lgm")
+        let text = try MVDreamLGMStage(mvdream: multiView(dir, imageDream: false, device: device, seed: 31), model: model,
+                                       tokenize: { try tokens.ids($0).clip }, backgroundRemoval: backgroundRemoval, device: device,
+                                       name: "random-mvdream + lgm")
+        return (image, text)
     }
 
     /// BiRefNet general (fp16) at 1024^2, BatchNorms as identities so activations stay finite.
@@ -142,16 +180,41 @@ public enum RandomRealSizePipeline {
         }
     }
 
-    /// text -> FLUX -> BiRefNet -> TRELLIS -> PLY, all at real size on `device`.
-    public static func build(manifests: URL, birefnetManifest: URL, device: Device, targetVoxels: Int = 20_000,
-                             fluxSize: Int = 512) throws -> AssembledPipeline {
-        let pipeline = GenerationPipeline(
-            textToImage: try flux(device: device, size: fluxSize),
-            backgroundRemoval: TimingOnlyRemover(try birefnet(manifest: birefnetManifest, device: device)),
-            gaussians: TrellisGaussianStage(model: try trellis(manifests: manifests, device: device, targetVoxels: targetVoxels),
-                                            name: "random-trellis"),
-            validator: nil)
-        return AssembledPipeline(pipeline: pipeline, name: "real sizes, RANDOM weights (timing only)", isSmoke: true,
-                                 loaded: ["random": manifests.path], missing: [])
+    /// text -> FLUX -> BiRefNet -> TRELLIS and/or LGM (+ MVDream) -> PLY, all at real size on `device`, loaded as
+    /// `plan` says, with each model's measured GPU size. `dir` holds the manifests of fixtures/trellis, BiRefNet's
+    /// `manifest_BiRefNet_general.json` and, for LGM, those of fixtures/lgm.
+    public static func build(manifests dir: URL, device: Device, targetVoxels: Int = 20_000, fluxSize: Int = 512,
+                             generators: [String] = [GeneratorName.trellis], textRoute: TextRoute = .flux,
+                             plan: MemoryPlan? = nil) throws -> AssembledPipeline {
+        let plan = try plan ?? MemoryPlan.forDevice(device)
+        var resident = ResidentSizes(device: device)
+        var textToImage: TextToImageStage? = nil
+        if plan.loadsTextToImage {
+            textToImage = try resident.measure("flux.1-schnell") { try flux(device: device, size: fluxSize, plan: plan) }
+        }
+        let remover = TimingOnlyRemover(try resident.measure("birefnet") {
+            try birefnet(manifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"), device: device)
+        })
+        var stages: [String: GaussianStage] = [:]
+        var directText: [String: TextToGaussianStage] = [:]
+        for name in generators {
+            if name == GeneratorName.lgm {
+                let lgm = try resident.measure("imagedream + lgm + mvdream") {
+                    try self.lgm(manifests: dir, device: device, backgroundRemoval: remover)
+                }
+                stages[name] = lgm.image
+                directText[name] = lgm.text
+            } else {
+                stages[name] = TrellisGaussianStage(model: try resident.measure("trellis + dinov2") {
+                    try trellis(manifests: dir, device: device, targetVoxels: targetVoxels)
+                }, name: "random-trellis")
+            }
+        }
+        let pipeline = try GenerationPipeline(textToImage: textToImage, backgroundRemoval: remover, generators: stages,
+                                              defaultGenerator: generators[0], directText: directText,
+                                              defaultTextRoute: textRoute, validator: nil)
+        return AssembledPipeline(pipeline: pipeline, name: "real sizes, RANDOM weights (timing only): " + PipelineAssembly.describe(pipeline),
+                                 isSmoke: true, loaded: ["random": dir.path], missing: [], memoryPlan: plan,
+                                 residentSizes: resident)
     }
 }

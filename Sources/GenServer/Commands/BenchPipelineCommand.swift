@@ -28,8 +28,6 @@ struct BenchPipelineCommand: ParsableCommand {
     @Option(help: "Seconds a request may take (the validator's budget).") var budget = 30.0
     @Option(help: "Fraction of the budget kept free: a configuration fits when its p90 time <= budget x (1 - margin).")
     var margin = BudgetPolicy.defaultMargin
-    @Option(name: .customLong("cap-gib"), help: "CUDA only: cap the allocator at N GiB (emulates a smaller card).")
-    var capGiB: Double?
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Option(help: "Write report.md and time-per-stage.png into this folder.") var report: String?
     @Flag(help: "No per-job progress lines.") var quiet = false
@@ -39,14 +37,12 @@ struct BenchPipelineCommand: ParsableCommand {
             throw ValidationError("--limit and --images must be >= 0")
         }
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0") }
-        if let capGiB, !(capGiB > 0 && capGiB.isFinite) { throw ValidationError("--cap-gib must be a positive number") }
     }
 
     func run() throws {
         let policy = try BudgetPolicy(seconds: budget, margin: margin)
         let dev = try resolveDevice()
         let promptSet = try loadPrompts().prefix(texts: limit, images: images)
-        if let capGiB { try cap(capGiB, device: dev) }
 
         log("loading the pipeline on \(dev)...")
         let assembled: AssembledPipeline
@@ -54,14 +50,15 @@ struct BenchPipelineCommand: ParsableCommand {
             assembled = try models.assemble(on: dev)
         } catch let error as TorchError where error.isOutOfMemory {
             log("does not fit: loading the pipeline ran out of memory"
-                + (capGiB.map { String(format: " under the %.1f GiB cap", $0) } ?? "") + ": \(error.message)")
+                + (models.capGiB.map { String(format: " under the %.1f GiB cap", $0) } ?? "") + ": \(error.message)")
             throw ExitCode(3)
         }
+        for line in MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes) { log(line) }
         if assembled.isSmoke { log("SMOKE PIPELINE: tiny random-weight networks, NOT real generation") }
         for m in assembled.missing { log("not present: \(m)") }
 
         let options = BenchOptions(device: dev, isSmoke: assembled.isSmoke, warmup: warmup, seed: seed, only: only,
-                                   budget: policy, memoryCapGiB: capGiB, progress: quiet ? nil : { log($0) })
+                                   budget: policy, memoryCapGiB: models.capGiB, progress: quiet ? nil : { log($0) })
         let runner = try BenchRunner(pipeline: assembled.pipeline, pipelineName: assembled.name, options: options)
         let result = try runner.run(prompts: promptSet)
 
@@ -92,18 +89,5 @@ struct BenchPipelineCommand: ParsableCommand {
         return try BenchPromptSet.loadDefault(directory: dir)
     }
 
-    /// Caps the caching allocator before anything is loaded, so loading counts against the cap too.
-    private func cap(_ gib: Double, device: Device) throws {
-        guard case .cuda(let index) = device else {
-            throw ValidationError("--cap-gib caps the CUDA allocator; the device is \(device)")
-        }
-        let total = try CUDA.memoryStats(index).total
-        let fraction = gib * 1_073_741_824 / Double(total)
-        guard fraction <= 1 else {
-            throw ValidationError(String(format: "--cap-gib %.1f exceeds the card's %.1f GiB", gib, Double(total) / 1_073_741_824))
-        }
-        try CUDA.setMemoryFraction(fraction, device: index)
-        log(String(format: "allocator capped at %.1f GiB (%.3f of the card)", gib, fraction))
-    }
 
 }

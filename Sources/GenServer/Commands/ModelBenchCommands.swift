@@ -74,47 +74,75 @@ struct ScorerBench: ParsableCommand {
     }
 }
 
-/// The whole job at real sizes with random weights: text -> FLUX -> BiRefNet -> TRELLIS -> PLY (and image prompts
-/// from the RGBA test image), per-stage medians, total and peak memory, for the fast and quality presets.
+/// The whole job at real sizes with random weights, every loaded generator and route in one process: text -> FLUX ->
+/// BiRefNet -> TRELLIS / LGM -> PLY, text -> MVDream -> LGM, and image prompts; per-stage medians, totals and peak memory
+/// per configuration, after the memory plan and each model's measured resident size.
 struct PipelineBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline", abstract: "The whole generation job at real sizes (random weights): per-stage times and peak memory.")
     @Option(help: "Device: cuda, cuda:N (cpu works but takes minutes).") var device = "cuda"
-    @Option(help: "Folder with the TRELLIS manifests (fixtures/trellis).") var manifests: String
-    @Option(name: .customLong("birefnet-manifest"), help: "manifest_BiRefNet_general.json.") var birefnetManifest: String
+    @Option(help: "Folder with the manifests of fixtures/trellis, fixtures/lgm and manifest_BiRefNet_general.json.")
+    var manifests: String
+    @Option(help: "Generators to load and time, e.g. trellis,lgm.") var generator = "trellis"
+    @Option(name: .customLong("memory-plan"), help: "auto, resident, 24gb or image-only.") var memoryPlan = "auto"
+    @Option(name: .customLong("cap-gib"), help: "Cap the CUDA allocator at N GiB before loading (emulates a smaller card).")
+    var capGiB: Double?
     @Option(help: "Occupied voxels the TRELLIS structure is calibrated to.") var voxels = 20_000
     @Option(help: "Timed runs per configuration (median reported).") var runs = 3
+    @Flag(name: .customLong("fast-only"), help: "TRELLIS at 12/12 only (skip 25/25).") var fastOnly = false
     @Option(help: "RGBA image for the image-prompt route.") var image = "assets/smoke/test_rgba.png"
 
     func run() throws {
         guard let dev = Device(device) else { throw ValidationError("unknown device \(device)") }
+        let generators: [String]
+        do { generators = try AssemblyOptions.parseGenerators(generator) } catch { throw ValidationError("\(error)") }
+        let requested = try MemoryPlanOption.parse(memoryPlan)
+        let capBytes = try capGiB.map { try MemoryPlanOption.cap(gib: $0, device: dev) }
+        let plan = try MemoryPlan.forDevice(dev, capBytes: capBytes, requested: requested)
         printBenchHeader("whole pipeline, real sizes, random weights", device: dev, dtype: .bfloat16)
-        let assembled = try RandomRealSizePipeline.build(manifests: URL(fileURLWithPath: manifests),
-                                                         birefnetManifest: URL(fileURLWithPath: birefnetManifest),
-                                                         device: dev, targetVoxels: voxels)
+        let assembled = try RandomRealSizePipeline.build(manifests: URL(fileURLWithPath: manifests), device: dev,
+                                                         targetVoxels: voxels, generators: generators, plan: plan)
+        print(MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes).joined(separator: "\n"))
         let rgba = try ImageDecoder.decode(Data(contentsOf: URL(fileURLWithPath: image)))
-        for (label, settings) in [("fast 12/12", GaussianSettings.fast), ("quality 25/25", GaussianSettings.quality)] {
-            for (route, prompt) in [("text", Prompt.text("a red leather armchair")), ("image", Prompt.image(rgba))] {
-                var stages: [String: [Double]] = [:]
-                var totals: [Double] = []
-                var gaussians = 0
-                if case .cuda(let i) = dev { try CUDA.resetPeakMemory(i) }
-                for run in 0...runs {  // run 0 is the warm-up
-                    let t0 = Date()
-                    let out = try assembled.pipeline.run(GenerationJob(prompt: prompt, seed: UInt64(run), settings: settings,
-                                                                       validate: false))
-                    if case .cuda(let i) = dev { try CUDA.synchronize(i) }
-                    guard run > 0 else { continue }
-                    totals.append(Date().timeIntervalSince(t0))
-                    for (name, s) in out.timings.entries { stages[name, default: []].append(s) }
-                    gaussians = out.splat.count
+        var cases: [(String, GenerationJob)] = []
+        let text = Prompt.text("a red leather armchair"), picture = Prompt.image(rgba)
+        for g in generators {
+            let presets: [(String, GaussianSettings)] = g == GeneratorName.lgm ? [("30 DDIM steps", .quality)]
+                : fastOnly ? [("fast 12/12", .fast)] : [("fast 12/12", .fast), ("quality 25/25", .quality)]
+            for (label, settings) in presets {
+                if plan.loadsTextToImage {
+                    cases.append(("\(g) \(label), text via flux", GenerationJob(prompt: text, settings: settings, validate: false,
+                                                                           generator: g, textRoute: .flux)))
                 }
-                func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] * 1e3 }
-                let peak = dev.isCUDA ? String(format: "%.2f GiB", Double(try CUDA.memoryStats(0).peakAllocated) / 1_073_741_824) : "n/a"
-                print("-- \(route) prompt, \(label): total \(String(format: "%.1f", median(totals))) ms, \(gaussians) Gaussians, peak \(peak)")
-                for name in ["text-to-image", "background", "gaussians", "ply"] where stages[name] != nil {
-                    print(String(format: "   %-14@ %9.1f ms", name, median(stages[name]!)))
+                if assembled.pipeline.directText[g] != nil {
+                    cases.append(("\(g) \(label), text via mvdream", GenerationJob(prompt: text, settings: settings, validate: false,
+                                                                              generator: g, textRoute: .mvdream)))
                 }
+                cases.append(("\(g) \(label), image", GenerationJob(prompt: picture, settings: settings, validate: false, generator: g)))
+            }
+        }
+        for (label, template) in cases {
+            var stages: [String: [Double]] = [:]
+            var totals: [Double] = []
+            var gaussians = 0
+            if case .cuda(let i) = dev { try CUDA.resetPeakMemory(i) }
+            for run in 0...runs {  // run 0 is the warm-up
+                var job = template
+                job.seed = UInt64(run)
+                let t0 = Date()
+                let out = try assembled.pipeline.run(job)
+                if case .cuda(let i) = dev { try CUDA.synchronize(i) }
+                guard run > 0 else { continue }
+                totals.append(Date().timeIntervalSince(t0))
+                for (name, s) in out.timings.entries { stages[name, default: []].append(s) }
+                gaussians = out.splat.count
+            }
+            func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] * 1e3 }
+            var peak = "n/a"
+            if case .cuda(let i) = dev { peak = String(format: "%.2f GiB", Double(try CUDA.memoryStats(i).peakAllocated) / 1_073_741_824) }
+            print("-- \(label): total \(String(format: "%.1f", median(totals))) ms, \(gaussians) Gaussians, peak \(peak)")
+            for name in ["text-to-image", "multiview", "background", "gaussians", "ply"] where stages[name] != nil {
+                print(String(format: "   %-14@ %9.1f ms", name, median(stages[name]!)))
             }
         }
     }

@@ -31,9 +31,23 @@ struct ModelOptions: ParsableArguments {
         "How text prompts reach LGM by default: flux (FLUX -> BiRefNet -> ImageDream -> LGM) or mvdream (MVDream -> LGM). "
         + "TRELLIS always takes flux. Requests may override it (JSON option 'text_route').")) var textRoute = "flux"
 
+    @Option(name: .customLong("memory-plan"), help: ArgumentHelp(
+        "How the models share the GPU: auto (by card size: >= 38 GiB resident, >= 20 GiB 24gb, else image-only), "
+        + "resident, 24gb (FLUX fp8 + T5 streamed from pinned host memory) or image-only.")) var memoryPlan = "auto"
+    @Option(name: .customLong("cap-gib"), help: "CUDA only: cap the allocator at N GiB before loading (emulates a smaller card).")
+    var capGiB: Double?
+
     func validate() throws {
         _ = try generators()
         _ = try route()
+        _ = try MemoryPlanOption.parse(memoryPlan)
+        if let capGiB, !(capGiB > 0 && capGiB.isFinite) { throw ValidationError("--cap-gib must be a positive number") }
+    }
+
+    /// The plan of `device`, after capping its allocator when --cap-gib says so.
+    func plan(for device: Device) throws -> MemoryPlan {
+        let cap = try capGiB.map { try MemoryPlanOption.cap(gib: $0, device: device) }
+        return try MemoryPlan.forDevice(device, capBytes: cap, requested: MemoryPlanOption.parse(memoryPlan))
     }
 
     func generators() throws -> [String] {
@@ -64,6 +78,7 @@ struct ModelOptions: ParsableArguments {
                                       forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8,
                                       generators: try generators(), textRoute: try route())
         options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
+        options.memoryPlan = try plan(for: device)
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
     }
 }
@@ -143,6 +158,7 @@ struct ServeCommand: ParsableCommand {
             log("pipeline \(assembled.name); not present (related requests answer 503):")
         }
         for m in assembled.missing { log("  \(m)") }
+        for line in MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes) { log(line) }
 
         var models: [String: Any] = [:]
         for (k, v) in assembled.loaded { models[k] = v }
@@ -150,7 +166,9 @@ struct ServeCommand: ParsableCommand {
         for d in devices where !deviceList.contains(d.description) { deviceList.append(d.description) }
         let status = ServiceStatus(pipelineName: assembled.name, isSmoke: assembled.isSmoke,
                                    device: deviceList.joined(separator: ","), models: models,
-                                   missing: assembled.missing, version: Gen3D.version)
+                                   missing: assembled.missing, version: Gen3D.version,
+                                   memory: MemoryPlanReport.json(assembled.memoryPlan, resident: assembled.residentSizes,
+                                                                 models: MemoryPlan.models(generators: try pipeline.models.generators())))
         var defaults = PipelineService.ServiceDefaults()
         defaults.settings = try pipeline.settings()
         defaults.validate = !pipeline.noValidate
@@ -177,6 +195,33 @@ struct ServeCommand: ParsableCommand {
             + devices.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: " "))
         server.runUntilSignalled(grace: grace)
         log("stopped")
+    }
+}
+
+/// `--memory-plan` and `--cap-gib`.
+enum MemoryPlanOption {
+    static func parse(_ text: String) throws -> MemoryPlan.Tier? {
+        if text.lowercased() == "auto" { return nil }
+        guard let tier = MemoryPlan.Tier(rawValue: text.lowercased()), tier != .host else {
+            throw ValidationError("--memory-plan takes auto, resident, 24gb or image-only, got '\(text)'")
+        }
+        return tier
+    }
+
+    /// Caps the caching allocator of a CUDA device at `gib` (before anything is loaded, so loading counts too);
+    /// returns the cap in bytes.
+    static func cap(gib: Double, device: Device) throws -> Int64 {
+        guard case .cuda(let index) = device else {
+            throw ValidationError("--cap-gib caps the CUDA allocator; the device is \(device)")
+        }
+        let total = try CUDA.memoryStats(index).total
+        let fraction = gib * 1_073_741_824 / Double(total)
+        guard fraction <= 1 else {
+            throw ValidationError(String(format: "--cap-gib %.1f exceeds the card's %.1f GiB", gib, Double(total) / 1_073_741_824))
+        }
+        try CUDA.setMemoryFraction(fraction, device: index)
+        log(String(format: "allocator capped at %.1f GiB (%.3f of the card)", gib, fraction))
+        return Int64(gib * 1_073_741_824)
     }
 }
 

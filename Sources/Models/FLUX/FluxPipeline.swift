@@ -131,7 +131,8 @@ public final class FluxPipeline {
     /// Loads a diffusers-format folder (model_index.json, scheduler/, transformer/, vae/, text_encoder/,
     /// text_encoder_2/; single or sharded safetensors). Every key of each component must be used.
     public static func load(folder: URL, device: Device, dtype: DType, transformerFormat: FluxWeightFormat = .dense,
-                            textEncoders loadText: Bool = true, vaeEncoder: Bool = false) throws -> FluxPipeline {
+                            textEncoders loadText: Bool = true, vaeEncoder: Bool = false,
+                            t5Residency: T5EncoderModel.BlockResidency = .device) throws -> FluxPipeline {
         func config<T: Decodable>(_ type: T.Type, _ path: String) throws -> T {
             let url = folder.appendingPathComponent(path)
             guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -158,7 +159,8 @@ public final class FluxPipeline {
             let clip = try CLIPTextModel(cw, config: config(CLIPTextModel.Config.self, "text_encoder/config.json"))
             try cw.checkAllUsed()
             let t5w = try weights("text_encoder_2")
-            let t5 = try T5EncoderModel(t5w, config: config(T5EncoderModel.Config.self, "text_encoder_2/config.json"))
+            let t5 = try T5EncoderModel(t5w, config: config(T5EncoderModel.Config.self, "text_encoder_2/config.json"),
+                                        blockResidency: t5Residency)
             try t5w.checkAllUsed()
             encoders = FluxTextEncoders(clip: clip, t5: t5)
         }

@@ -190,13 +190,32 @@ public struct T5EncoderModel {
         }
     }
 
+    /// Where the encoder blocks (95% of T5-XXL's 9 GiB) live between prompts.
+    public enum BlockResidency: Sendable, Equatable {
+        /// On the loader's device, like every other model.
+        case device
+        /// In pinned host memory; each block is copied to the loader's device for its turn and dropped after it
+        /// (asynchronous copies on the compute stream: one block's weights on the GPU at a time). The 24 GB plan.
+        case streamedFromHost
+    }
+
+    /// One block's weights in (pinned) host memory, with the keys the block reads.
+    struct HostBlock {
+        let weights: TensorDictionary
+        let prefix: String
+    }
+
     public let config: Config
     let embedTokens: Embedding
     let relativeAttentionBias: Embedding
     let blocks: [Block]
+    let hostBlocks: [HostBlock]
     let finalLayerNorm: LayerNormT5
+    public let blockResidency: BlockResidency
 
-    public init(_ w: WeightLoader, config: Config) throws {
+    /// `blockResidency` .streamedFromHost keeps the blocks in pinned host memory (pageable when CUDA is absent) and
+    /// uploads each one to `w.device` as the forward pass reaches it.
+    public init(_ w: WeightLoader, config: Config, blockResidency: BlockResidency = .device) throws {
         self.config = config
         guard config.numHeads > 0, config.numLayers > 0 else {
             throw WeightError.badConfig("T5 needs at least one layer and one head")
@@ -209,7 +228,28 @@ public struct T5EncoderModel {
         relativeAttentionBias = try Embedding(
             enc.pp("block").pp(0).pp("layer").pp(0).pp("SelfAttention").pp("relative_attention_bias"),
             count: config.relativeAttentionNumBuckets, dim: config.numHeads)
-        blocks = try (0..<config.numLayers).map { try Block(enc.pp("block").pp($0), config: config) }
+        self.blockResidency = blockResidency
+        switch blockResidency {
+        case .device:
+            blocks = try (0..<config.numLayers).map { try Block(enc.pp("block").pp($0), config: config) }
+            hostBlocks = []
+        case .streamedFromHost:
+            // Each block's tensors in host memory (pinned when CUDA is there), checked once by building the block.
+            let pin = CUDA.isAvailable
+            hostBlocks = try (0..<config.numLayers).map { i in
+                let host = enc.pp("block").pp(i).with(device: .cpu)
+                let prefix = host.prefix + "."
+                var tensors: [String: Tensor] = [:]
+                for key in w.source.keys where key.hasPrefix(prefix) {
+                    let t = try host.tensor(String(key.dropFirst(prefix.count))).contiguous()
+                    tensors[key] = pin ? try t.pinMemory() : t
+                }
+                let weights = TensorDictionary(tensors)
+                _ = try Block(WeightLoader(weights, device: .cpu).pp(host.prefix), config: config)
+                return HostBlock(weights: weights, prefix: host.prefix)
+            }
+            blocks = []
+        }
         finalLayerNorm = try LayerNormT5(enc.pp("final_layer_norm"), dim: config.dModel, eps: config.layerNormEpsilon)
     }
 
@@ -256,6 +296,14 @@ public struct T5EncoderModel {
         let bias = try positionBias(length: inputIds.size(1))
         var h = try embedTokens(inputIds.to(device, dtype: .int64))
         for block in blocks { h = try block(h, bias: bias) }
+        for host in hostBlocks {
+            // Non-blocking copies from pinned memory, ordered on the stream before the block's kernels; the block's
+            // device tensors are released when it goes out of scope, so the allocator reuses them for the next one.
+            let uploads = try host.weights.tensors.mapValues { try $0.to(device, nonBlocking: true) }
+            let block = try Block(WeightLoader(TensorDictionary(uploads), device: device, dtype: dtype).pp(host.prefix),
+                                  config: config)
+            h = try block(h, bias: bias)
+        }
         return try finalLayerNorm(h)
     }
 }
