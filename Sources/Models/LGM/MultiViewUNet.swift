@@ -419,6 +419,9 @@ public final class MultiViewUNetModel {
             let ipEmb = try imageEmbed(ip.to(dev, dtype: dt))
             try observe?("ip_emb", ipEmb)
             ctx = try Tensor.cat([ctx, ipEmb], dim: 1)
+        } else if ip != nil || ipImage != nil {
+            // Ignoring them would silently run MVDream on an ImageDream call.
+            throw LGMError("this UNet has no image-prompt layers (ip_dim 0, MVDream text-only); got ip / ipImage")
         }
         try observe?("h_in", h)
 
