@@ -230,4 +230,12 @@ final class MVDreamTextTests: XCTestCase {
                                       latents: Tensor.zeros([4, 4, 8, 8]))) { XCTAssertTrue("\($0)".contains("latents"), "\($0)") }
         XCTAssertThrowsError(try pipe(promptIds: ids, negativeIds: ids, options: .init(steps: 1, views: 1, height: 60, width: 64)))
     }
+
+    /// `gen3d selftest --fixtures Tests/ModelsTests/Resources/mvdream_text` runs both cases through the registered
+    /// handlers (the production loaders, selftest tolerances).
+    func testSelftestRunsTheTextCases() throws {
+        try FixtureChecks.runRegistered(in: folder, "mv_unet_mvdream", expecting: ["time_emb", "camera_emb", "output"])
+        try FixtureChecks.runRegistered(in: folder, "pipeline_mvdream_text",
+                                        expecting: ["prompt_embeds_pos", "step2.latents", "images", "inter.get_camera.views4"])
+    }
 }

@@ -4,8 +4,9 @@ import NN
 import PLY
 import TorchShim
 
-/// Self-test handlers of the LGM family (shared/fixtures/lgm): LGM itself (input assembly, U-Net, Gaussians, PLY),
-/// the ImageDream multi-view U-Net and the end-to-end ImageDream pipeline, each loaded with its production loader.
+/// Self-test handlers of the LGM family: LGM itself (input assembly, U-Net, Gaussians, PLY), the multi-view U-Net and
+/// the end-to-end multi-view pipeline, each loaded with its production loader. Both cases of the U-Net and the pipeline
+/// run: ImageDream (shared/fixtures/lgm) and MVDream's text path (Tests/ModelsTests/Resources/mvdream_text).
 /// Tolerances (fixture README, fp32 CPU): ~1e-5 expected on network outputs, ~1e-4 on the pipeline's latents and
 /// images, anything above 1e-3 is a real difference. Asserted: cameras/rays/input 1e-5, networks 1e-4, pipeline 1e-3
 /// on latents after the 3 steps and the decoded images (the README's bound for a real difference), PLY fields 1e-5.
@@ -80,12 +81,18 @@ public enum LGMFixtures {
         let io = try fixture.io()
         let frames = try io.tensor("input.num_frames").itemInt()
         var seen: [(String, Tensor)] = []
+        // ImageDream cases carry the ip tokens and the reference latents; MVDream's text cases neither.
+        let imageDream = io.info("input.ip") != nil
         let out = try model(io.tensor("input.x"), timesteps: io.tensor("input.timesteps"), context: io.tensor("input.context"),
-                            camera: io.tensor("input.camera"), frames: frames, ip: io.tensor("input.ip"),
-                            ipImage: io.tensor("input.ip_img")) { seen.append(($0, $1)) }
-        let cameras = try MultiViewCameras.cameras(frames: frames - 1, elevation: 0, extraView: true)
-        var results = [try TensorComparison.compare("camera (get_camera)", got: Tensor.cat([cameras, cameras]),
-                                                    expected: io.tensor("input.camera"), atol: inputTolerance)]
+                            camera: io.tensor("input.camera"), frames: frames,
+                            ip: imageDream ? io.tensor("input.ip") : nil,
+                            ipImage: imageDream ? io.tensor("input.ip_img") : nil) { seen.append(($0, $1)) }
+        var results: [TensorComparison] = []
+        if imageDream {
+            let cameras = try MultiViewCameras.cameras(frames: frames - 1, elevation: 0, extraView: true)
+            results.append(try .compare("camera (get_camera)", got: Tensor.cat([cameras, cameras]),
+                                        expected: io.tensor("input.camera"), atol: inputTolerance))
+        }
         for (name, t) in seen where io.info("inter.\(name)") != nil {
             results.append(try .compare(name, got: t, expected: io.tensor("inter.\(name)"), atol: networkTolerance))
         }
@@ -122,13 +129,23 @@ public enum LGMFixtures {
 
     /// The case's components loaded as the pipeline uses them (every stored key consumed), and its image processor.
     public static func imageDreamPipeline(_ fixture: FixtureCase) throws -> (MVDreamPipeline, CLIPImageProcessor) {
+        let (pipe, processor) = try multiViewPipeline(fixture)
+        guard let processor else { throw FixtureError.malformed(fixture.label, "an ImageDream case needs feature_extractor") }
+        return (pipe, processor)
+    }
+
+    /// ImageDream (with an image encoder and its processor) or MVDream (text only: no image encoder, no processor).
+    static func multiViewPipeline(_ fixture: FixtureCase) throws -> (MVDreamPipeline, CLIPImageProcessor?) {
         let w = try loader(fixture)
-        let vae = try AutoencoderKL(w.pp("vae"), config: decode(AutoencoderKL.Config.self, component(fixture, "vae")["args"], fixture))
+        let vaeArgs = try component(fixture, "vae")["args"]
+        let hasImageEncoder = (fixture.json["components"] as? [String: Any])?["image_encoder"] != nil
+        let vae = try AutoencoderKL(w.pp("vae"), config: decode(AutoencoderKL.Config.self, vaeArgs, fixture),
+                                    withEncoder: hasImageEncoder)
         let text = try CLIPTextModel(w.pp("text_encoder"),
                                      config: decode(CLIPTextModel.Config.self, component(fixture, "text_encoder")["args"], fixture))
-        let image = try CLIPVisionModel(w.pp("image_encoder"),
-                                        config: decode(CLIPVisionModel.Config.self, component(fixture, "image_encoder")["args"], fixture),
-                                        usesPenultimateLayerOnly: true)
+        let image = hasImageEncoder ? try CLIPVisionModel(
+            w.pp("image_encoder"), config: decode(CLIPVisionModel.Config.self, component(fixture, "image_encoder")["args"], fixture),
+            usesPenultimateLayerOnly: true) : nil
         try w.checkAllUsed()
         let unetSpec = try component(fixture, "unet")
         guard let unetFile = unetSpec["weights"] as? String else { throw FixtureError.malformed(fixture.label, "unet.weights") }
@@ -137,18 +154,22 @@ public enum LGMFixtures {
         try uw.checkAllUsed()
         let scheduler = try decode(DDIMScheduler.Config.self, component(fixture, "scheduler")["args"], fixture)
         let pipe = try MVDreamPipeline(unet: unet, vae: vae, textEncoder: text, imageEncoder: image, schedulerConfig: scheduler)
+        guard hasImageEncoder else { return (pipe, nil) }
         return (pipe, try decode(CLIPImageProcessor.self, component(fixture, "feature_extractor")["args"], fixture))
     }
 
-    /// Everything from the image to the five decoded frames, seeded as the reference run (global seed before the call
-    /// for the VAE posterior sample, a CPU generator for the initial latents), through `MVDreamPipeline`.
+    /// Everything from the prompt (and image) to the decoded frames, seeded as the reference run (ImageDream: global seed
+    /// before the call for the VAE posterior sample; a CPU generator for the initial latents), through `MVDreamPipeline`.
     static func pipeline(_ fixture: FixtureCase) throws -> [TensorComparison] {
-        let (pipe, processor) = try imageDreamPipeline(fixture)
+        let (pipe, processor) = try multiViewPipeline(fixture)
         let io = try fixture.io()
         guard let call = fixture.json["call"] as? [String: Any], let prompt = call["prompt"] as? String,
-              let negative = call["negative_prompt"] as? String, let globalSeed = call["global_seed_before_call"] as? Int,
-              let latentSeed = call["latents_generator_seed"] as? Int else {
-            throw FixtureError.malformed(fixture.label, "call needs prompt, negative_prompt and both seeds")
+              let negative = call["negative_prompt"] as? String, let latentSeed = call["latents_generator_seed"] as? Int else {
+            throw FixtureError.malformed(fixture.label, "call needs prompt, negative_prompt and latents_generator_seed")
+        }
+        let globalSeed = call["global_seed_before_call"] as? Int
+        guard processor == nil || globalSeed != nil else {
+            throw FixtureError.malformed(fixture.label, "an ImageDream call needs global_seed_before_call")
         }
         let options = MVDreamPipeline.Options(
             steps: call["num_inference_steps"] as? Int ?? 30, guidanceScale: call["guidance_scale"] as? Double ?? 5,
@@ -159,16 +180,27 @@ public enum LGMFixtures {
         let promptIds = try standInIds(fixture, prompt), negativeIds = try standInIds(fixture, negative)
         out.append(try .exact("prompt_input_ids", got: promptIds, expected: io.tensor("inter.prompt_input_ids")))
         out.append(try .exact("negative_input_ids", got: negativeIds, expected: io.tensor("inter.negative_input_ids")))
-        let imagePrompt = try LGMImagePreparation.imagePrompt(io.tensor("input.image"), processor: processor, device: .cpu)
-        out.append(try .compare("pixel_values", got: imagePrompt.pixelValues, expected: io.tensor("inter.pixel_values"),
-                                atol: inputTolerance))
+        var imagePrompt: MVDreamImagePrompt? = nil
+        if let processor {
+            let prepared = try LGMImagePreparation.imagePrompt(io.tensor("input.image"), processor: processor, device: .cpu)
+            out.append(try .compare("pixel_values", got: prepared.pixelValues, expected: io.tensor("inter.pixel_values"),
+                                    atol: inputTolerance))
+            imagePrompt = prepared
+        }
+        // MVDream fixtures also hold get_camera for other view counts.
+        if let cameras = fixture.json["cameras"] as? [String: [Double]] {
+            for (key, spec) in cameras.sorted(by: { $0.key < $1.key }) where spec.count == 2 {
+                out.append(try .compare(key, got: MultiViewCameras.cameras(frames: Int(spec[0]), elevation: spec[1], extraView: false),
+                                        expected: io.tensor(key), atol: inputTolerance))
+            }
+        }
 
         let expectedNames: [String: String] = [
             "image_embeds": "inter.image_embeds", "image_latents": "inter.image_latents",
             "prompt_embeds_pos": "inter.prompt_embeds_pos", "prompt_embeds_neg": "inter.prompt_embeds_neg",
             "init_latents": "inter.init_latents", "camera": "inter.camera",
         ]
-        try Torch.manualSeed(UInt64(globalSeed))
+        if let globalSeed { try Torch.manualSeed(UInt64(globalSeed)) }
         let generator = try Generator(seed: UInt64(latentSeed))
         let result = try pipe(promptIds: promptIds, negativeIds: negativeIds, image: imagePrompt, options: options,
                               generator: generator) { name, tensor in
