@@ -90,9 +90,18 @@ public enum PipelineAssembly {
     public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
         let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
         var resident = ResidentSizes(device: options.device)
+        let (admitted, dropped) = plan.admit(generators: options.generators)
+        let notAdmitted = dropped.map {
+            "\($0): not loaded under the \(plan.tier.rawValue) memory plan (\(plan.reason)): the estimated peak with it exceeds the "
+                + "budget; serve it from its own daemon or a larger card"
+        }
+        var options = options
+        options.generators = admitted
         if let dir = options.randomWeightsManifests {
-            return try RandomRealSizePipeline.build(manifests: dir, device: options.device, fluxSize: options.fluxSize,
-                                                    generators: options.generators, textRoute: options.textRoute, plan: plan)
+            var random = try RandomRealSizePipeline.build(manifests: dir, device: options.device, fluxSize: options.fluxSize,
+                                                          generators: options.generators, textRoute: options.textRoute, plan: plan)
+            random.missing += notAdmitted
+            return random
         }
         var specs = ModelRegistry.models(for: .default)
         if options.generators.contains(GeneratorName.lgm) {
@@ -103,6 +112,7 @@ public enum PipelineAssembly {
         }
         let report = store.check(models: specs)
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
+            + notAdmitted
         func location(_ name: String) -> URL? {
             guard let spec = ModelRegistry.model(named: name), let loc = store.locate(model: spec) else { return nil }
             return URL(fileURLWithPath: loc.path)
@@ -290,7 +300,7 @@ public struct SmokeTokenizer: FluxPromptTokenizer {
     public func ids(_ text: String) throws -> (clip: [Int32], t5: [Int32]) {
         let bytes = Array(text.utf8)
         func fold(_ n: Int, _ vocab: Int) -> [Int32] {
-            (0..<n).map { i in i < bytes.count ? Int32(2 + Int(bytes[i]) % (vocab - 2)) : 0 }
+            (0..<n).map { i in i < bytes.count ? Int32(2 + Int(bytes[i]) % Swift.max(vocab - 2, 1)) : 0 }
         }
         var clip = fold(77, clipVocab)
         clip[Swift.min(bytes.count, 76)] = 2 // the tiny CLIP pools at argmax(ids); make it the end of the text

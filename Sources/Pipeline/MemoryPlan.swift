@@ -103,6 +103,17 @@ public struct MemoryPlan: Sendable, Equatable {
         return models.reduce(Int64(MemoryPlan.workingGiB * 1_073_741_824)) { $0 + estimatedWeightBytes($1) }
     }
 
+    /// The generators this plan loads, in order: the first always; each further one only while the estimated peak of
+    /// the whole set stays within the budget (a 24 GB card holds FLUX fp8 + TRELLIS, or FLUX fp8 + LGM, not all three).
+    public func admit(generators: [String]) -> (load: [String], dropped: [String]) {
+        guard let budget = budgetBytes, let first = generators.first else { return (generators, []) }
+        var load = [first], dropped: [String] = []
+        for g in generators.dropFirst() {
+            if estimatedPeakBytes(models: MemoryPlan.models(generators: load + [g])) <= budget { load.append(g) } else { dropped.append(g) }
+        }
+        return (load, dropped)
+    }
+
     /// The models a pipeline with `generators` loads (the scorers included).
     public static func models(generators: [String]) -> [ModelSpec] {
         var names = ["flux1-schnell", "birefnet", "clip-convnext-large-d", "dinov2-small", "quality-scorer"]

@@ -142,7 +142,7 @@ public enum RandomRealSizePipeline {
         -> (image: LGMGaussianStage, text: MVDreamLGMStage) {
         let big = try manifestDictionary(dir.appendingPathComponent("manifest_lgm_big.json"), device: device, dtype: .float16, seed: 20)
         let model = try LGM(WeightLoader(big.weights, device: device, dtype: .float16), config: decode(LGM.Config.self, big.args))
-        let tokens = SmokeTokenizer(clipVocab: 49408, t5Vocab: 2)
+        let tokens = SmokeTokenizer(clipVocab: 49408, t5Vocab: 32128)
         let image = try LGMGaussianStage(imageDream: multiView(dir, imageDream: true, device: device, seed: 21), model: model,
                                          processor: CLIPImageProcessor(), promptIds: try tokens.ids("").clip, device: device,
                                          name: "random-lgm")

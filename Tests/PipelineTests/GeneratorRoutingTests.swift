@@ -142,6 +142,8 @@ final class GeneratorRoutingTests: XCTestCase {
         XCTAssertThrowsError(try AssemblyOptions.parseGenerators("lgm,lgm"))
         XCTAssertThrowsError(try AssemblyOptions.parseGenerators("gaussians"))
         XCTAssertThrowsError(try AssemblyOptions.parseGenerators(""))
+        // Timing-mode token ids never divide by a degenerate vocabulary (this trapped once on the GPU run).
+        XCTAssertEqual(try SmokeTokenizer(clipVocab: 49408, t5Vocab: 2).ids("a red chair").t5.count, 24)
     }
 
     /// Retries of the mvdream route draw new views with new seeds (the multi-view diffusion is part of the attempt).

@@ -54,6 +54,20 @@ final class MemoryPlanTests: XCTestCase {
         XCTAssertTrue(MemoryPlanReport.lines(compact, resident: ResidentSizes(device: .cpu))[0].hasPrefix("memory plan: 24gb"))
     }
 
+    /// A 24 GB card takes FLUX fp8 and one generator; a second one is left out (its jobs answer 503) rather than
+    /// making every job run out of memory.
+    func testAdmissionOfSeveralGenerators() {
+        let card24 = MemoryPlan.choose(device: .cuda(0), budgetBytes: 24 * gib)
+        XCTAssertEqual(card24.admit(generators: ["trellis", "lgm"]).load, ["trellis"])
+        XCTAssertEqual(card24.admit(generators: ["trellis", "lgm"]).dropped, ["lgm"])
+        XCTAssertEqual(card24.admit(generators: ["lgm", "trellis"]).load, ["lgm"])
+        let h100 = MemoryPlan.choose(device: .cuda(0), budgetBytes: 80 * gib)
+        XCTAssertEqual(h100.admit(generators: ["trellis", "lgm"]).load, ["trellis", "lgm"])
+        XCTAssertEqual(MemoryPlan.choose(device: .cpu, budgetBytes: nil).admit(generators: ["lgm", "trellis"]).load, ["lgm", "trellis"])
+        // The first generator is loaded even where the estimate says it will not fit: the operator named it.
+        XCTAssertEqual(MemoryPlan.choose(device: .cuda(0), budgetBytes: 8 * gib).admit(generators: ["trellis"]).load, ["trellis"])
+    }
+
     /// Blocks streamed from host memory compute exactly what resident blocks compute, and every key is still taken.
     func testStreamedT5MatchesResident() throws {
         let config = T5EncoderModel.Config(vocabSize: 64, dModel: 32, dKV: 8, dFF: 48, numLayers: 3, numHeads: 4,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the CUDA machine after remote-setup.sh: runs the named benchmark groups, each next to its PyTorch reference in
-# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke render scorers pipeline lgm layouts bench daemon ply
+# the same run, logging to $OUT (or ./bench-out). Groups: matmul trellis flux birefnet smoke render scorers pipeline memplan lgm layouts bench daemon ply
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -33,15 +33,35 @@ for group in "$@"; do
     scorers)
       $g microbench scorers --dtype float16 ;;
     pipeline)
-      $g microbench pipeline --manifests .gpu/manifests --birefnet-manifest .gpu/manifests/manifest_BiRefNet_general.json --runs 3 ;;
+      # TRELLIS and LGM (ImageDream / MVDream) in one process: every route, per-stage medians, peak per configuration
+      $g microbench pipeline --manifests .gpu/manifests --generator trellis,lgm --fast-only --runs 3 ;;
+    memplan)
+      # the 24 GB plan under a 24 GiB allocator cap: resident size per model and the whole job's peak
+      $g microbench pipeline --manifests .gpu/manifests --generator trellis --memory-plan 24gb --cap-gib 24 --fast-only --runs 3
+      $g microbench pipeline --manifests .gpu/manifests --generator lgm --memory-plan 24gb --cap-gib 24 --runs 3 ;;
     lgm)
-      $g microbench lgm --manifests .gpu/manifests-lgm --dtype float16 ;;
+      $g microbench lgm --manifests .gpu/manifests --dtype float16 ;;
     layouts)
       $g microbench trellis --layouts-only --device cuda --voxels 20000 ;;
     bench)
       # the configuration chooser over the real-size random-weight pipeline
       $g bench --random-weights .gpu/manifests --device cuda --only fast --limit 3 --images 2 --warmup 1 \
         --json "$out/bench.json" --report "$out/bench-report" ;;
+    routes)
+      # one daemon with both generators (resident plan); requests pick generator and text route
+      $g serve --random-weights .gpu/manifests --generator trellis,lgm --device cuda --port 10007 --no-validate > "$out/routes-daemon.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 1 240); do curl -sf localhost:10007/health >/dev/null 2>&1 && break; sleep 1; done
+      curl -s localhost:10007/health | python3 -m json.tool
+      for body in '{"prompt": "a red chair", "seed": 1}' \
+                  '{"prompt": "a red chair", "seed": 1, "options": {"generator": "lgm"}}' \
+                  '{"prompt": "a red chair", "seed": 1, "options": {"generator": "lgm", "text_route": "mvdream"}}' \
+                  '{"prompt": "a red chair", "options": {"generator": "trellis", "text_route": "mvdream"}}'; do
+        echo "== $body"
+        curl -s -o /dev/null -D - -X POST localhost:10007/generate -H 'Content-Type: application/json' -d "$body" \
+          | grep -iE "^HTTP|x-generator|x-text-route|x-gaussians|x-pipeline|content-length"
+      done
+      kill -TERM $pid; wait $pid; tail -8 "$out/routes-daemon.log" ;;
     daemon)
       # the daemon at real sizes (random weights) on this GPU, then readiness against it
       $g serve --random-weights .gpu/manifests --device cuda --port 10006 > "$out/daemon.log" 2>&1 &
