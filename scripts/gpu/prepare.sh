@@ -10,4 +10,11 @@ rm -rf .gpu/bin && mkdir -p .gpu
 strip -o .gpu/gen3d .build-release/release/gen3d
 rm -rf .gpu/Splat3D_Tokenizers.resources && cp -r .build-release/release/Splat3D_Tokenizers.resources .gpu/
 gzip -f -9 .gpu/gen3d
+# The full-size manifests (keys and shapes) the random-weight timing mode builds from, and the validator sample PLY.
+shared="$root/../shared/fixtures"
+if [ -d "$shared" ]; then
+  mkdir -p .gpu/manifests .gpu/ply
+  cp "$shared"/trellis/manifest_*.json "$shared"/birefnet/manifest_BiRefNet_general.json "$shared"/lgm/manifest_*.json .gpu/manifests/
+  cp "$shared"/ply/hamburger.ply .gpu/ply/
+fi
 echo "ready: .gpu/gen3d.gz ($(du -h .gpu/gen3d.gz | cut -f1))"
