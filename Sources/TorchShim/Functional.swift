@@ -5,7 +5,8 @@ private func i64(_ a: [Int]) -> [Int64] { a.map(Int64.init) }
 /// Functional neural-network operations (torch.nn.functional).
 public enum F {
     public static func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) throws -> Tensor {
-        try tensorCall { ts_linear(x.handle, weight.handle, bias?.handle, $0) }
+        if FLOPCounter.isCounting { FLOPCounter.add(2 * Double(x.count) * Double(weight.size(0))) }
+        return try tensorCall { ts_linear(x.handle, weight.handle, bias?.handle, $0) }
     }
 
     /// N-d convolution; `stride`, `padding`, `dilation` have one entry per spatial dim (or one for all).
@@ -17,10 +18,12 @@ public enum F {
         guard s.count == spatialDims, p.count == spatialDims, d.count == spatialDims, op.count == spatialDims else {
             throw TorchError("conv: stride/padding/dilation need \(spatialDims) entries")
         }
-        return try tensorCall {
+        let out = try tensorCall {
             ts_conv(x.handle, weight.handle, bias?.handle, s, p, d, transposed ? 1 : 0, op, Int32(spatialDims),
                     Int64(groups), $0)
         }
+        if FLOPCounter.isCounting { FLOPCounter.convolution(output: out, input: x, weight: weight, transposed: transposed) }
+        return out
     }
 
     public static func conv1d(_ x: Tensor, _ w: Tensor, _ b: Tensor? = nil, stride: Int = 1, padding: Int = 0,
@@ -148,7 +151,12 @@ public enum F {
     /// Fused scaled-dot-product attention over [..., L, E] tensors. `mask`: bool (true = attend) or additive.
     public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: Tensor? = nil,
                                                  isCausal: Bool = false, scale: Double? = nil) throws -> Tensor {
-        try tensorCall { ts_sdpa(q.handle, k.handle, v.handle, mask?.handle, isCausal ? 1 : 0, scale ?? 0, $0) }
+        if FLOPCounter.isCounting, q.ndim >= 2 {
+            // q k^T and (softmax) v: 2 L_q L_k (E + E_v) per batch-head.
+            let lk = Double(k.size(-2)), e = Double(q.size(-1)), ev = Double(v.size(-1))
+            FLOPCounter.add(2 * Double(q.count / q.size(-1)) * lk * (e + ev))
+        }
+        return try tensorCall { ts_sdpa(q.handle, k.handle, v.handle, mask?.handle, isCausal ? 1 : 0, scale ?? 0, $0) }
     }
 
     /// fp8 matmul with per-tensor (or row/column) scales: a [M,K] fp8 row-major, b [K,N] fp8 column-major.

@@ -354,8 +354,16 @@ public prefix func - (a: Tensor) throws -> Tensor { try a.neg() }
 // MARK: - linear algebra
 
 extension Tensor {
-    public func matmul(_ other: Tensor) throws -> Tensor { try tensorCall { ts_matmul(handle, other.handle, $0) } }
-    public func bmm(_ other: Tensor) throws -> Tensor { try tensorCall { ts_bmm(handle, other.handle, $0) } }
+    public func matmul(_ other: Tensor) throws -> Tensor {
+        let out = try tensorCall { ts_matmul(handle, other.handle, $0) }
+        if FLOPCounter.isCounting { FLOPCounter.add(2 * Double(out.count) * Double(size(-1))) }
+        return out
+    }
+    public func bmm(_ other: Tensor) throws -> Tensor {
+        let out = try tensorCall { ts_bmm(handle, other.handle, $0) }
+        if FLOPCounter.isCounting { FLOPCounter.add(2 * Double(out.count) * Double(size(-1))) }
+        return out
+    }
 
     /// self + alpha * (b1 @ b2) scaled by beta on self.
     public func baddbmm(_ b1: Tensor, _ b2: Tensor, beta: Double = 1, alpha: Double = 1) throws -> Tensor {

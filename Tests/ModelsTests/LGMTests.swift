@@ -113,9 +113,15 @@ final class LGMTests: XCTestCase {
     func testBenchmarkRunsAtTinySize() throws {
         let rows = try LGMBenchmark.run(device: .cpu, dtype: .float32, manifestDir: nil, sizes: .tiny)
         for row in rows { print(row) }
-        XCTAssertEqual(rows.count, 10)
+        XCTAssertEqual(rows.count, 11)
+        XCTAssertTrue(rows[0].name.hasPrefix("GEMM"), "the run's own ceiling comes first")
         let lgmRow = try XCTUnwrap(rows.first { $0.name.hasPrefix("LGM forward") })
         XCTAssertTrue(lgmRow.name.contains("4096 Gaussians") && lgmRow.notes.hasPrefix("finite"), "\(lgmRow)")
+        // Every network stage is rated against the GEMM from its counted FLOPs.
+        for prefix in ["CLIP text", "CLIP vision", "VAE encode", "MV UNet step", "VAE decode", "ImageDream", "LGM forward"] {
+            let row = try XCTUnwrap(rows.first { $0.name.hasPrefix(prefix) }, prefix)
+            XCTAssertTrue(row.notes.contains("TFLOP/s (") && !row.notes.hasPrefix("0 GFLOP"), "\(row)")
+        }
         XCTAssertTrue(rows.allSatisfy { $0.milliseconds >= 0 })
         // The real-size run reads its key lists and configs from the manifests.
         let lgm = try LGMBenchmark.manifest(shared.appendingPathComponent("manifest_lgm_big.json"), LGM.Config.self)

@@ -88,6 +88,20 @@ public enum LGMBenchmark {
         func reset() throws { try FluxBenchmark.resetPeak(device) }
         var rows: [Row] = []
 
+        // The ceiling of this run: a square GEMM in the benchmark's dtype (8192^3 on a GPU, 512^3 on a CPU).
+        let n = device.isCUDA ? 8192 : 512
+        let (ga, gb) = (try Tensor.randn([n, n], dtype: dtype, device: device), try Tensor.randn([n, n], dtype: dtype, device: device))
+        let gemmMs = try FluxBenchmark.time(device, warmup: 3, repeats: device.isCUDA ? 20 : 3) { _ = try ga.matmul(gb) }
+        let gemmTFLOPs = 2 * pow(Double(n), 3) / gemmMs / 1e9
+        rows.append(Row(name: "GEMM \(n)^3 \(dtype) (this run's ceiling)", milliseconds: gemmMs,
+                        notes: String(format: "%.1f TFLOP/s", gemmTFLOPs)))
+        /// FLOPs of one call of `body` (counted from shapes on an untimed run).
+        func flops(_ body: () throws -> Void) throws -> Double { try FLOPCounter.count(body).flops }
+        func rate(_ flop: Double, _ ms: Double) -> String {
+            let tflops = flop / ms / 1e9
+            return String(format: "%.3g GFLOP, %.1f TFLOP/s (%.0f%% of the GEMM)", flop / 1e9, tflops, 100 * tflops / gemmTFLOPs)
+        }
+
         try reset()
         let text = try CLIPTextModel(loader(sizes.text.parameterShapes(), device: device, dtype: dtype, seed: 1), config: sizes.text)
         let vision = try CLIPVisionModel(loader(sizes.vision.parameterShapes(), device: device, dtype: dtype, seed: 2),
@@ -107,18 +121,20 @@ public enum LGMBenchmark {
             pixelValues: try Tensor.randn([1, 3, sizes.vision.imageSize, sizes.vision.imageSize], device: device),
             image: try Tensor.rand([1, 3, side, side], device: device))
 
-        try reset()
-        rows.append(Row(name: "CLIP text (\(sizes.text.maxPositionEmbeddings) tokens) x2", milliseconds: try time {
+        /// A timed row with its FLOPs, achieved rate against the GEMM, and peak memory.
+        func measured(_ name: String, _ body: () throws -> Void) throws -> Row {
+            let work = try flops(body)
+            try reset()
+            let ms = try time(body)
+            return Row(name: name, milliseconds: ms, notes: rate(work, ms) + ", " + (try peak()))
+        }
+        rows.append(try measured("CLIP text (\(sizes.text.maxPositionEmbeddings) tokens) x2") {
             _ = try pipe.encodePrompt(ids); _ = try pipe.encodePrompt(ids)
-        }, notes: try peak()))
-        try reset()
-        rows.append(Row(name: "CLIP vision penultimate (\(sizes.vision.imageSize) px)", milliseconds: try time {
+        })
+        rows.append(try measured("CLIP vision penultimate (\(sizes.vision.imageSize) px)") {
             _ = try pipe.imageEmbeddings(prompt.pixelValues)
-        }, notes: try peak()))
-        try reset()
-        rows.append(Row(name: "VAE encode \(side)^2 (reference image)", milliseconds: try time {
-            _ = try pipe.imageLatents(prompt.image)
-        }, notes: try peak()))
+        })
+        rows.append(try measured("VAE encode \(side)^2 (reference image)") { _ = try pipe.imageLatents(prompt.image) })
 
         // One UNet call as the sampler makes it: 2 x (views + 1) frames.
         let frames = options.views + 1
@@ -130,34 +146,33 @@ public enum LGMBenchmark {
         let camera = try MultiViewCameras.cameras(frames: options.views, extraView: true).to(device, dtype: dtype).repeated([2, 1])
         let ip = try Tensor.randn([2 * frames, sizes.vision.tokens, 1280], dtype: dtype, device: device)
         let ipImage = try Tensor.randn([2, 4, latent, latent], dtype: dtype, device: device)
-        try reset()
-        rows.append(Row(name: "MV UNet step (\(2 * frames) frames CFG, \(latent)^2 latents)", milliseconds: try time {
+        rows.append(try measured("MV UNet step (\(2 * frames) frames CFG, \(latent)^2 latents)") {
             _ = try unet(x, timesteps: t, context: context, camera: camera, frames: frames, ip: ip, ipImage: ipImage)
-        }, notes: try peak()))
+        })
         let views = try Tensor.randn([options.views, 4, latent, latent], dtype: dtype, device: device)
-        try reset()
-        rows.append(Row(name: "VAE decode \(options.views) views \(side)^2", milliseconds: try time { _ = try pipe.decode(views) },
-                        notes: try peak()))
+        rows.append(try measured("VAE decode \(options.views) views \(side)^2") { _ = try pipe.decode(views) })
 
-        try reset()
         var imagesOut: Tensor? = nil
+        let pipeFLOPs = try flops { imagesOut = try pipe(promptIds: ids, negativeIds: ids, image: prompt, options: options).images }
+        try reset()
         let pipeMs = try FluxBenchmark.time(device, warmup: min(1, w), repeats: max(1, r / 2)) {
             imagesOut = try pipe(promptIds: ids, negativeIds: ids, image: prompt, options: options).images
         }
         rows.append(Row(name: "ImageDream \(sizes.steps) steps end to end", milliseconds: pipeMs,
-                        notes: "encoders + sampling + decode, \(try peak())"))
+                        notes: "encoders + sampling + decode, \(rate(pipeFLOPs, pipeMs)), \(try peak())"))
 
         // LGM on views in [0, 1] (random weights keep most Gaussians above the pruning threshold).
         let rays = try LGMRays.defaultRays(config: sizes.lgm, device: device)
         let input = try LGMInput.assemble(views: Tensor.rand([4, side, side, 3], device: device), rays: rays,
                                           inputSize: sizes.lgm.inputSize)
-        try reset()
         var gaussians: LGMGaussians? = nil
+        let lgmFLOPs = try flops { gaussians = try lgm.gaussians(input) }
+        try reset()
         let lgmMs = try time { gaussians = try lgm.gaussians(input) }
-        let n = gaussians?.count ?? 0
+        let count = gaussians?.count ?? 0
         let finite = try gaussians.map { try $0.rows.isfinite().all().item() != 0 } ?? false
-        rows.append(Row(name: "LGM forward (4 x \(sizes.lgm.inputSize)^2 -> \(n) Gaussians)", milliseconds: lgmMs,
-                        notes: "\(finite ? "finite" : "NON-FINITE"), \(try peak())"))
+        rows.append(Row(name: "LGM forward (4 x \(sizes.lgm.inputSize)^2 -> \(count) Gaussians)", milliseconds: lgmMs,
+                        notes: "\(finite ? "finite" : "NON-FINITE"), \(rate(lgmFLOPs, lgmMs)), \(try peak())"))
         var plyBytes = 0, kept = 0
         let plyMs = try time {
             let splat = try gaussians!.splat(orientation: .yDownFrontMinusZ)
