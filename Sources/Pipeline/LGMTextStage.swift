@@ -78,11 +78,11 @@ public final class MVDreamLGMStage: TextToGaussianStage {
         guard let remover = backgroundRemoval else { return views }
         let (count, h, w) = (views.size(0), views.size(1), views.size(2))
         let bytes = try (views.to(.cpu, dtype: .float32) * 255.0).to(.uint8).contiguous().toArray(UInt8.self)
-        var prepared: [Tensor] = []
-        for v in 0..<count {
-            let view = try Image(width: w, height: h, channels: 3, pixels: Array(bytes[(v * h * w * 3)..<((v + 1) * h * w * 3)]))
-            let cut = try remover.removeBackground(view)
-            prepared.append(try LGMImagePreparation.whiteComposite(LGMImagePreparation.recenter(cut, borderRatio: borderRatio)))
+        let views = try (0..<count).map { v in
+            try Image(width: w, height: h, channels: 3, pixels: Array(bytes[(v * h * w * 3)..<((v + 1) * h * w * 3)]))
+        }
+        let prepared = try remover.removeBackground(batch: views).map {
+            try LGMImagePreparation.whiteComposite(LGMImagePreparation.recenter($0, borderRatio: borderRatio))
         }
         return try Tensor.stack(prepared).to(device)
     }

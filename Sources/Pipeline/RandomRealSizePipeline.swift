@@ -3,6 +3,8 @@ import Imaging
 import Models
 import NN
 import TorchShim
+import Tokenizers
+import CLIPValidate
 
 /// The whole generation pipeline at the real model sizes with random weights made on the device, for timing and
 /// memory only (the work is that of the trained models; the output means nothing). Keys and shapes come from the
@@ -152,6 +154,24 @@ public enum RandomRealSizePipeline {
         return (image, text)
     }
 
+    /// The validator gate with the scorers at their real sizes (open_clip convnext_large_d, DINOv2-small + quality head), fp16 on a GPU as `PipelineAssembly.loadValidator` loads them, random weights: its scores mean
+    /// nothing, its time and memory are the real ones.
+    public static func validator(device: Device) throws -> ValidatorGate {
+        let dtype: DType = device.isCUDA ? .float16 : .float32
+        func random(_ shapes: [String: [Int]], _ seed: UInt64) throws -> RandomWeights {
+            try RandomWeights(shapes.mapValues { TensorInfo(dtype: .float32, shape: $0) }, device: device, dtype: .float32, seed: seed)
+        }
+        let clip = try OpenCLIPConvNeXt.load(config: .convnextLargeD,
+                                             source: random(OpenCLIPConvNeXt.expectedTensors(config: .convnextLargeD), 41),
+                                             device: device, dtype: dtype)
+        let dino = ValidatorScorerBenchmark.dinov2Small
+        let quality = try QualityScorer.load(config: dino, source: random(QualityScorer.expectedTensors(config: dino), 42),
+                                             device: device, dtype: dtype, resolution: dino.imageSize)
+        // LPIPS's AlexNet is not in the registry, so production estimates that term (lpips nil); so does this.
+        return ValidatorGate(rasterizer: makeRasterizer(device: device), alignment: TextAlignmentScorer(model: clip),
+                             quality: quality, lpips: nil, tokenizer: try CLIPTokenizer.openCLIP(), device: device)
+    }
+
     /// BiRefNet general (fp16) at 1024^2, BatchNorms as identities so activations stay finite.
     public static func birefnet(manifest: URL, device: Device) throws -> BiRefNetRemover {
         let weights = BiRefNetBenchmark.BatchNormSafeWeights(
@@ -166,8 +186,11 @@ public enum RandomRealSizePipeline {
         let inner: BiRefNetRemover
         init(_ inner: BiRefNetRemover) { self.inner = inner }
 
-        func removeBackground(_ image: Image) throws -> Image {
-            let cut = try inner.removeBackground(image)
+        func removeBackground(_ image: Image) throws -> Image { try ellipse(inner.removeBackground(image)) }
+
+        func removeBackground(batch images: [Image]) throws -> [Image] { try inner.removeBackground(batch: images).map(ellipse) }
+
+        private func ellipse(_ cut: Image) throws -> Image {
             var px = cut.toRGBA().pixels
             let (w, h) = (cut.width, cut.height)
             for y in 0..<h {
@@ -182,10 +205,11 @@ public enum RandomRealSizePipeline {
 
     /// text -> FLUX -> BiRefNet -> TRELLIS and/or LGM (+ MVDream) -> PLY, all at real size on `device`, loaded as
     /// `plan` says, with each model's measured GPU size. `dir` holds the manifests of fixtures/trellis, BiRefNet's
-    /// `manifest_BiRefNet_general.json` and, for LGM, those of fixtures/lgm.
+    /// `manifest_BiRefNet_general.json` and, for LGM, those of fixtures/lgm. `withValidator` adds the gate with random
+    /// scorers (`microbench pipeline` runs it once per job for its time and memory).
     public static func build(manifests dir: URL, device: Device, targetVoxels: Int = 20_000, fluxSize: Int = 512,
                              generators: [String] = [GeneratorName.trellis], textRoute: TextRoute = .flux,
-                             plan: MemoryPlan? = nil) throws -> AssembledPipeline {
+                             plan: MemoryPlan? = nil, withValidator: Bool = false) throws -> AssembledPipeline {
         let plan = try plan ?? MemoryPlan.forDevice(device)
         var resident = ResidentSizes(device: device)
         var textToImage: TextToImageStage? = nil
@@ -195,6 +219,8 @@ public enum RandomRealSizePipeline {
         let remover = TimingOnlyRemover(try resident.measure("birefnet") {
             try birefnet(manifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"), device: device)
         })
+        // Off for the daemon and `bench` in timing mode: random scorers would gate (and retry) every job.
+        let gate = withValidator ? try resident.measure("validator scorers") { try validator(device: device) } : nil
         var stages: [String: GaussianStage] = [:]
         var directText: [String: TextToGaussianStage] = [:]
         for name in generators {
@@ -212,7 +238,7 @@ public enum RandomRealSizePipeline {
         }
         let pipeline = try GenerationPipeline(textToImage: textToImage, backgroundRemoval: remover, generators: stages,
                                               defaultGenerator: generators[0], directText: directText,
-                                              defaultTextRoute: textRoute, validator: nil)
+                                              defaultTextRoute: textRoute, validator: gate)
         return AssembledPipeline(pipeline: pipeline, name: "real sizes, RANDOM weights (timing only): " + PipelineAssembly.describe(pipeline),
                                  isSmoke: true, loaded: ["random": dir.path], missing: [], memoryPlan: plan,
                                  residentSizes: resident)

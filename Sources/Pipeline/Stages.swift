@@ -53,6 +53,12 @@ public protocol TextToImageStage: AnyObject {
 public protocol BackgroundRemovalStage: AnyObject {
     var name: String { get }
     func removeBackground(_ image: Image) throws -> Image
+    /// Several images at once (the MVDream route's four views): one batched forward where the model allows it.
+    func removeBackground(batch images: [Image]) throws -> [Image]
+}
+
+extension BackgroundRemovalStage {
+    public func removeBackground(batch images: [Image]) throws -> [Image] { try images.map { try removeBackground($0) } }
 }
 
 /// RGBA image -> Gaussians (TRELLIS or LGM).

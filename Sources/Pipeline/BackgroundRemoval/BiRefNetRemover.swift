@@ -74,7 +74,28 @@ public final class BiRefNetRemover {
     /// alpha is returned unchanged (as RGBA) when `keepExistingAlpha` is set.
     public func removeBackground(_ image: Image) throws -> Image {
         if options.keepExistingAlpha && BiRefNetRemover.hasMeaningfulAlpha(image) { return image.toRGBA() }
-        let alpha = try alphaMask(for: image)
+        return try composite(image, alpha: alphaMask(for: image))
+    }
+
+    /// The images that need a mask go through the network as one batch; each comes back as `removeBackground` would
+    /// return it.
+    public func removeBackground(batch images: [Image]) throws -> [Image] {
+        let needMask = images.indices.filter { !(options.keepExistingAlpha && BiRefNetRemover.hasMeaningfulAlpha(images[$0])) }
+        guard needMask.count > 1 else { return try images.map { try removeBackground($0) } }
+        let input = try Tensor.cat(needMask.map { try inputTensor(resizedRGB(images[$0])) })
+        let predictions = try prediction(input)
+        var out = images.map { $0.toRGBA() }
+        for (row, index) in needMask.enumerated() {
+            let image = images[index]
+            let alpha = try alpha(fromPrediction: predictions.narrow(0, start: row, length: 1), width: image.width,
+                                  height: image.height)
+            out[index] = try composite(image, alpha: alpha)
+        }
+        return out
+    }
+
+    /// The image's colours with `alpha` (1 channel, same size) as the fourth channel.
+    func composite(_ image: Image, alpha: Image) throws -> Image {
         let rgb = image.toRGB()
         let count = image.width * image.height
         let pixels = [UInt8](unsafeUninitializedCapacity: count * 4) { out, initialized in
