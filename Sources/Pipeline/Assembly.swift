@@ -169,7 +169,8 @@ public enum PipelineAssembly {
             if let birefnet = location("birefnet") {
                 // BiRefNet's reference runs fp16 on GPU; fp32 on the CPU.
                 remover = try resident.measure("birefnet") {
-                    try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType)
+                    try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType,
+                                        options: BiRefNetRemoverOptions(maxBatch: plan.backgroundBatch))
                 }
                 loaded["birefnet"] = birefnet.path
             }

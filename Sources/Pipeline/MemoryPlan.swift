@@ -35,6 +35,9 @@ public struct MemoryPlan: Sendable, Equatable {
 
     public var loadsTextToImage: Bool { tier != .imageOnly }
     public var fluxFloat8: Bool { tier == .compact }
+    /// Images per BiRefNet forward when several are cut out at once (the MVDream route's four views): four need ~6 GiB
+    /// of activations, which the 24 GB plan does not have.
+    public var backgroundBatch: Int { tier == .compact ? 1 : 4 }
     /// T5-XXL's blocks live in pinned host memory and are copied in one at a time.
     public var t5StreamedFromHost: Bool { tier == .compact }
 
@@ -72,7 +75,7 @@ public struct MemoryPlan: Sendable, Equatable {
         case .compact:
             return ["FLUX transformer fp8 e4m3 (half the bf16 size)",
                     "T5-XXL blocks in pinned host memory, copied to the GPU one block at a time per prompt",
-                    "everything else resident"]
+                    "BiRefNet one image per forward", "everything else resident"]
         case .imageOnly:
             return ["FLUX.1-schnell not loaded (needs >= \(Int(MemoryPlan.compactMinimumGiB)) GiB): text prompts answer 503",
                     "image -> 3D models and scorers resident"]

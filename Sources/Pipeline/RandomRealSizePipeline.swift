@@ -173,10 +173,11 @@ public enum RandomRealSizePipeline {
     }
 
     /// BiRefNet general (fp16) at 1024^2, BatchNorms as identities so activations stay finite.
-    public static func birefnet(manifest: URL, device: Device) throws -> BiRefNetRemover {
+    public static func birefnet(manifest: URL, device: Device, maxBatch: Int = 4) throws -> BiRefNetRemover {
         let weights = BiRefNetBenchmark.BatchNormSafeWeights(
             try RandomWeights(manifest: ManifestWeights(url: manifest), device: device, dtype: .float16, seed: 0))
-        return try BiRefNetRemover(model: BiRefNet(WeightLoader(weights, device: device, dtype: .float16)))
+        return try BiRefNetRemover(model: BiRefNet(WeightLoader(weights, device: device, dtype: .float16)),
+                                   options: BiRefNetRemoverOptions(maxBatch: maxBatch))
     }
 
     /// Runs BiRefNet for its time, then replaces its (random, meaningless) mask by a centred ellipse so that the
@@ -217,7 +218,8 @@ public enum RandomRealSizePipeline {
             textToImage = try resident.measure("flux.1-schnell") { try flux(device: device, size: fluxSize, plan: plan) }
         }
         let remover = TimingOnlyRemover(try resident.measure("birefnet") {
-            try birefnet(manifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"), device: device)
+            try birefnet(manifest: dir.appendingPathComponent("manifest_BiRefNet_general.json"), device: device,
+                         maxBatch: plan.backgroundBatch)
         })
         // Off for the daemon and `bench` in timing mode: random scorers would gate (and retry) every job.
         let gate = withValidator ? try resident.measure("validator scorers") { try validator(device: device) } : nil

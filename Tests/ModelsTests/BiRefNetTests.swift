@@ -343,6 +343,15 @@ final class BiRefNetTests: XCTestCase {
             XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1)
         }
         XCTAssertEqual(batched[2], images[2], "an existing mask is kept")
+        // Chunks of two give what one batch of three gives (the 24 GB plan uses chunks of one).
+        let chunked = try BiRefNetRemover(model: remover.model, options: BiRefNetRemoverOptions(inputWidth: 64, inputHeight: 64,
+                                                                                             maxBatch: 2))
+        for (a, b) in zip(try chunked.removeBackground(batch: images), batched) {
+            XCTAssertEqual(a.toRGB(), b.toRGB())
+            let x = stride(from: 3, to: a.pixels.count, by: 4).map { Int(a.pixels[$0]) }
+            let y = stride(from: 3, to: b.pixels.count, by: 4).map { Int(b.pixels[$0]) }
+            XCTAssertLessThanOrEqual(zip(x, y).map { abs($0 - $1) }.max() ?? 0, 1)
+        }
     }
 
     /// Half precision runs end to end (weights cast by the loader, deformable sampling in float32) and stays

@@ -22,6 +22,8 @@ final class MemoryPlanTests: XCTestCase {
         XCTAssertTrue(rtx4090.fluxFloat8)
         XCTAssertTrue(rtx4090.t5StreamedFromHost)
         XCTAssertTrue(rtx4090.loadsTextToImage)
+        XCTAssertEqual(rtx4090.backgroundBatch, 1)
+        XCTAssertEqual(h100.backgroundBatch, 4)
         let small = MemoryPlan.choose(device: .cuda(0), budgetBytes: 16 * gib)
         XCTAssertEqual(small.tier, .imageOnly)
         XCTAssertFalse(small.loadsTextToImage)

@@ -134,17 +134,26 @@ struct PipelineBench: ParsableCommand {
             var stages: [String: [Double]] = [:]
             var totals: [Double] = []
             var gaussians = 0
-            if case .cuda(let i) = dev { try CUDA.resetPeakMemory(i) }
+            var failure: String? = nil
+            if case .cuda(let i) = dev { try CUDA.emptyCache(); try CUDA.resetPeakMemory(i) }
             for run in 0...runs {  // run 0 is the warm-up
                 var job = template
                 job.seed = UInt64(run)
                 let t0 = Date()
-                let out = try assembled.pipeline.run(job)
+                let out: GenerationOutcome
+                do { out = try assembled.pipeline.run(job) } catch {
+                    failure = "\(error)"
+                    break
+                }
                 if case .cuda(let i) = dev { try CUDA.synchronize(i) }
                 guard run > 0 else { continue }
                 totals.append(Date().timeIntervalSince(t0))
                 for (name, s) in out.timings.entries { stages[name, default: []].append(s) }
                 gaussians = out.splat.count
+            }
+            if let failure {
+                print("-- \(label): FAILED: \(failure)")
+                continue
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] * 1e3 }
             var peak = "n/a"
