@@ -76,8 +76,8 @@ public typealias SLatCapture = (String, Tensor) -> Void
 /// Keys: `norm1`, `conv1.conv`, `conv2.conv`, `emb_layers.1`, `skip_connection` (when channels change).
 struct SLatSparseResBlock {
     enum Resample { case none, down, up }
-    let norm1: SLatLayerNorm32
-    let norm2: SLatLayerNorm32
+    let norm1: TrellisLayerNorm
+    let norm2: TrellisLayerNorm
     let conv1: SparseSubMConv3d
     let conv2: SparseSubMConv3d
     let embedding: Linear
@@ -86,8 +86,8 @@ struct SLatSparseResBlock {
     let outChannels: Int
 
     init(_ w: WeightLoader, channels: Int, embChannels: Int, outChannels: Int, resample: Resample) throws {
-        norm1 = try SLatLayerNorm32(w.pp("norm1"), dim: channels, eps: 1e-6, affine: true)
-        norm2 = SLatLayerNorm32(dim: outChannels, eps: 1e-6)
+        norm1 = try TrellisLayerNorm(w.pp("norm1"), dim: channels, eps: 1e-6, kernels: .reference)
+        norm2 = TrellisLayerNorm(dim: outChannels, eps: 1e-6, kernels: .reference)
         conv1 = try SparseSubMConv3d(w.pp("conv1"), inChannels: channels, outChannels: outChannels)
         conv2 = try SparseSubMConv3d(w.pp("conv2"), inChannels: outChannels, outChannels: outChannels)
         embedding = try Linear(w.pp("emb_layers").pp(1), inFeatures: embChannels, outFeatures: 2 * outChannels)
@@ -125,11 +125,10 @@ public final class SLatFlowModel {
     /// Compute dtype of the torso.
     public let dtype: DType
     public let device: Device
-    let tEmbedder: SLatTimestepEmbedder
-    let positionEmbedder: SLatAbsolutePositionEmbedder
+    let tEmbedder: TimestepEmbedder
     let inputLayer: Linear
     let inputBlocks: [SLatSparseResBlock]
-    let blocks: [SLatModulatedCrossBlock]
+    let blocks: [ModulatedTransformerCrossBlock]
     let outBlocks: [SLatSparseResBlock]
     let outLayer: Linear
 
@@ -141,8 +140,7 @@ public final class SLatFlowModel {
         let torso = w.with(dtype: dtype)
         let w32 = w.with(dtype: .float32)
         let c = config.modelChannels
-        tEmbedder = try SLatTimestepEmbedder(w.pp("t_embedder"), channels: c)
-        positionEmbedder = SLatAbsolutePositionEmbedder(channels: c)
+        tEmbedder = try TimestepEmbedder(w.pp("t_embedder"), hiddenSize: c)
         let io = config.ioBlockChannels
         inputLayer = try Linear(w32.pp("input_layer"), inFeatures: config.inChannels, outFeatures: io[0])
 
@@ -158,9 +156,9 @@ public final class SLatFlowModel {
         self.inputBlocks = inputBlocks
 
         blocks = try (0..<config.numBlocks).map {
-            try SLatModulatedCrossBlock(torso.pp("blocks").pp($0), channels: c, contextChannels: config.condChannels,
-                                        heads: config.heads, mlpRatio: config.mlpRatio, qkRMSNorm: config.qkRMSNorm,
-                                        qkRMSNormCross: config.qkRMSNormCross)
+            try ModulatedTransformerCrossBlock(torso.pp("blocks").pp($0), channels: c, ctxChannels: config.condChannels,
+                                               heads: config.heads, mlpRatio: config.mlpRatio, qkRMSNorm: config.qkRMSNorm,
+                                               qkRMSNormCross: config.qkRMSNormCross, kernels: .reference)
         }
 
         var outBlocks: [SLatSparseResBlock] = []
@@ -213,11 +211,11 @@ public final class SLatFlowModel {
             throw SparseTensorError("SLat flow: cond must be [B, L, \(config.condChannels)], got \(cond.shape)")
         }
         let context = try cond.to(device, dtype: dtype)
-        return SLatFlowCondition(batchSize: cond.size(0), keysValues: try blocks.map { try $0.crossAttention.keysValues(context) })
+        return SLatFlowCondition(batchSize: cond.size(0), keysValues: try blocks.map { try $0.crossAttn.keysValues(context) })
     }
 
     /// Time embedding [B, C] in the torso dtype.
-    func timeEmbedding(_ t: Tensor) throws -> Tensor { try tEmbedder(t).to(dtype) }
+    func timeEmbedding(_ t: Tensor) throws -> Tensor { try tEmbedder(t.to(device, dtype: .float32)).to(dtype) }
 
     /// Input layer and input res blocks (down to the coarse voxels); returns the skip features of every block.
     func encode(_ x: SparseTensor, tEmb: Tensor, capture: SLatCapture?) throws -> (SparseTensor, [Tensor]) {
@@ -256,11 +254,12 @@ public final class SLatFlowModel {
 
     /// Position embedding + transformer blocks on the coarse voxels, run packed as [B, L, C].
     func transformer(_ h: SparseTensor, tEmb: Tensor, condition: SLatFlowCondition, capture: SLatCapture?) throws -> SparseTensor {
-        let pos = try positionEmbedder(h.coords.narrow(1, start: 1, length: 3)).to(dtype)
+        let pos = try absolutePositionEmbedding(coords: h.coords.narrow(1, start: 1, length: 3),
+                                                channels: config.modelChannels).to(dtype)
         let packing = try h.layout.batchPacking()
         var tokens = try packing.pack(h.feats + pos)
         for (k, (block, kv)) in zip(blocks, condition.keysValues).enumerated() {
-            tokens = try block(tokens, tEmb: tEmb, keys: kv.keys, values: kv.values, keyMask: packing.keyMask)
+            tokens = try block(tokens, mod: tEmb, keys: kv.keys, values: kv.values, keyMask: packing.keyMask)
             if let capture { capture("block\(k).feats", try packing.unpack(tokens)) }
         }
         return try h.replacing(packing.unpack(tokens))
@@ -268,7 +267,7 @@ public final class SLatFlowModel {
 }
 
 /// An image condition prepared for `SLatFlowModel`: the cross-attention keys and values of every block
-/// ([B, Lc, H, D] each). The condition is the same at every sampler step, so one preparation serves them all.
+/// ([B, H, Lc, D] each). The condition is the same at every sampler step, so one preparation serves them all.
 public final class SLatFlowCondition {
     public let batchSize: Int
     let keysValues: [(keys: Tensor, values: Tensor)]

@@ -115,27 +115,30 @@ enum GaussianFieldLayout {
 /// TRELLIS `SparseTransformerBlock` (MSA + FFN, norms without affine, eps 1e-6) with shifted-window or full
 /// attention. Keys: `attn.to_qkv`, `attn.to_out` (+ `attn.q_rms_norm`/`k_rms_norm`), `mlp.mlp.0`, `mlp.mlp.2`.
 struct SLatSwinBlock {
-    let norm1: SLatLayerNorm32
-    let norm2: SLatLayerNorm32
+    let norm1: TrellisLayerNorm
+    let norm2: TrellisLayerNorm
     let toQKV: Linear
     let toOut: Linear
-    let qNorm: SLatMultiHeadRMSNorm?
-    let kNorm: SLatMultiHeadRMSNorm?
-    let mlp: SLatFeedForward
+    let qNorm: MultiHeadRMSNorm?
+    let kNorm: MultiHeadRMSNorm?
+    let mlp: TrellisFeedForward
     let heads: Int
     let channels: Int
     /// nil = full attention per batch item.
     let window: (size: Int, shift: Int)?
 
     init(_ w: WeightLoader, channels: Int, heads: Int, mlpRatio: Double, qkRMSNorm: Bool, window: (size: Int, shift: Int)?) throws {
-        norm1 = SLatLayerNorm32(dim: channels, eps: 1e-6)
-        norm2 = SLatLayerNorm32(dim: channels, eps: 1e-6)
+        norm1 = TrellisLayerNorm(dim: channels, eps: 1e-6, kernels: .reference)
+        norm2 = TrellisLayerNorm(dim: channels, eps: 1e-6, kernels: .reference)
         toQKV = try Linear(w.pp("attn").pp("to_qkv"), inFeatures: channels, outFeatures: 3 * channels)
         toOut = try Linear(w.pp("attn").pp("to_out"), inFeatures: channels, outFeatures: channels)
-        let d = channels / heads
-        qNorm = qkRMSNorm ? try SLatMultiHeadRMSNorm(w.pp("attn").pp("q_rms_norm"), heads: heads, headDim: d) : nil
-        kNorm = qkRMSNorm ? try SLatMultiHeadRMSNorm(w.pp("attn").pp("k_rms_norm"), heads: heads, headDim: d) : nil
-        mlp = try SLatFeedForward(w.pp("mlp"), channels: channels, ratio: mlpRatio)
+        let (d, dt) = (channels / heads, toQKV.weight.dtype)
+        func rmsNorm(_ name: String) throws -> MultiHeadRMSNorm {
+            try MultiHeadRMSNorm(w.pp("attn").pp(name), heads: heads, headDim: d, dtype: dt, kernels: .reference, headMajor: false)
+        }
+        qNorm = qkRMSNorm ? try rmsNorm("q_rms_norm") : nil
+        kNorm = qkRMSNorm ? try rmsNorm("k_rms_norm") : nil
+        mlp = try TrellisFeedForward(w.pp("mlp"), channels: channels, mlpRatio: mlpRatio)
         self.heads = heads
         self.channels = channels
         self.window = window
@@ -165,7 +168,6 @@ public final class SLatGaussianDecoder {
     public let config: SLatGaussianDecoderConfig
     public let dtype: DType
     public let device: Device
-    let positionEmbedder: SLatAbsolutePositionEmbedder
     let inputLayer: Linear
     let blocks: [SLatSwinBlock]
     let outLayer: Linear
@@ -180,7 +182,6 @@ public final class SLatGaussianDecoder {
         let torso = w.with(dtype: dtype)
         let w32 = w.with(dtype: .float32)
         let c = config.modelChannels
-        positionEmbedder = SLatAbsolutePositionEmbedder(channels: c)
         inputLayer = try Linear(w32.pp("input_layer"), inFeatures: config.latentChannels, outFeatures: c)
         blocks = try (0..<config.numBlocks).map { i in
             let window = config.attnMode == "swin" ? (size: config.windowSize, shift: config.windowShift(block: i)) : nil
@@ -203,7 +204,7 @@ public final class SLatGaussianDecoder {
             throw SparseTensorError("Gaussian decoder: the voxel coordinates are on \(x.layout.device), the model on \(device)")
         }
         let feats = try x.feats.to(device, dtype: .float32)
-        let pos = try positionEmbedder(x.coords.narrow(1, start: 1, length: 3))
+        let pos = try absolutePositionEmbedding(coords: x.coords.narrow(1, start: 1, length: 3), channels: config.modelChannels)
         var h = try x.replacing((inputLayer(feats) + pos).to(dtype))
         for (k, block) in blocks.enumerated() {
             h = try block(h)

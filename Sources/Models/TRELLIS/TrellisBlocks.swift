@@ -2,17 +2,68 @@ import Foundation
 import NN
 import TorchShim
 
-// Transformer pieces shared by the TRELLIS flow models (microsoft/TRELLIS trellis/modules/transformer and
-// trellis/modules/attention). Every block works on plain [B, L, C] token tensors.
+// Transformer pieces shared by the TRELLIS models (microsoft/TRELLIS trellis/modules/transformer and
+// trellis/modules/attention). Every block works on plain [B, L, C] token tensors; the SLat flow packs its voxel rows
+// that way (SparseBatchPacking) and passes a key mask when batch items differ in size.
 //
 // Precision: a block computes in the dtype of its Linear weights (the loader's dtype; the reference's `use_fp16`
-// makes it fp16). The reference's LayerNorm32 / MultiHeadRMSNorm upcast to fp32; here the norms run as fused
-// native kernels on the compute-dtype tensors (they accumulate in fp32 internally) with their gains cast to the
-// compute dtype, which differs from the reference only by the rounding of those gains. In fp32 it is the same maths.
+// makes it fp16). How the norms, residual updates and attention are evaluated is the block's `TrellisKernels`.
 
 extension Tensor {
     /// `self` in `dtype`, without a new op when it already is.
     func cast(_ dtype: DType) throws -> Tensor { self.dtype == dtype ? self : try to(dtype) }
+}
+
+/// The kernels a TRELLIS block evaluates its norms, adaLN modulation / residual updates and attention with. Both
+/// compute the reference maths and round differently; each model keeps the set its fixtures and GPU timings were
+/// taken with. In float32 the norms agree exactly; the other differences are rounding.
+public enum TrellisKernels: Sendable {
+    /// Fused kernels in the compute dtype: native LayerNorm / RMS norm with gains cast to that dtype (they accumulate
+    /// in fp32 internally, differing from the reference by the rounding of the gains), modulation and gated residuals
+    /// by addcmul, attention by SDPA. The SS flow (one fixed 4096-token shape).
+    case fused
+    /// The reference's fp32 norms (LayerNorm32, MultiHeadRMSNorm: upcast to float32 with float32 gains, cast back),
+    /// modulation and gated residuals as separate multiply and add, attention through `SparseAttention.attention`
+    /// (FlashAttention on CUDA where it applies and nothing is masked). The SLat flow and the Gaussian decoder.
+    case reference
+}
+
+/// LayerNorm over the last dim, evaluated as `kernels` says: `.reference` is TRELLIS `LayerNorm32` (float32, gains
+/// float32, cast back to the input dtype); `.fused` runs on the input dtype with gains in the loader's dtype.
+/// Keys (affine): `weight`, `bias`.
+public struct TrellisLayerNorm {
+    public let weight: Tensor?
+    public let bias: Tensor?
+    public let dim: Int
+    public let eps: Double
+    public let kernels: TrellisKernels
+
+    public init(_ w: WeightLoader, dim: Int, eps: Double, kernels: TrellisKernels) throws {
+        let gains = kernels == .reference ? w.with(dtype: .float32) : w
+        weight = try gains.tensor("weight", shape: [dim])
+        bias = try gains.tensor("bias", shape: [dim])
+        self.dim = dim
+        self.eps = eps
+        self.kernels = kernels
+    }
+
+    /// A norm without gains.
+    public init(dim: Int, eps: Double, kernels: TrellisKernels) {
+        weight = nil
+        bias = nil
+        self.dim = dim
+        self.eps = eps
+        self.kernels = kernels
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        switch kernels {
+        case .fused:
+            return try F.layerNorm(x, shape: [dim], weight: weight, bias: bias, eps: eps)
+        case .reference:
+            return try F.layerNorm(x.cast(.float32), shape: [dim], weight: weight, bias: bias, eps: eps).cast(x.dtype)
+        }
+    }
 }
 
 /// Errors of the TRELLIS models (configuration and input checks).
@@ -84,27 +135,45 @@ public func absolutePositionEmbedding(coords: Tensor, channels: Int) throws -> T
 }
 
 /// Per-head RMS norm of queries/keys: F.normalize(x, dim=-1) * gamma[H, Dh] * sqrt(Dh) = rms_norm(x) * gamma.
-/// Key: `gamma` [H, Dh].
+/// Key: `gamma` [H, Dh]. `.fused`: one rms_norm kernel and gamma in the compute dtype; `.reference`: the
+/// reference's float32 normalize with float32 gamma, cast back.
 public struct MultiHeadRMSNorm {
-    /// [H, 1, Dh] in the compute dtype (head-major broadcast).
+    /// [H, 1, Dh] (head-major inputs) or [H, Dh] (token-major inputs); float32 for `.reference`, else the compute dtype.
     public let gamma: Tensor
     public let headDim: Int
+    public let kernels: TrellisKernels
 
-    public init(_ w: WeightLoader, heads: Int, headDim: Int, dtype: DType) throws {
-        gamma = try w.tensor("gamma", shape: [heads, headDim]).cast(dtype).unsqueeze(1)
+    /// headMajor: inputs are [..., H, L, Dh] (as fed to attention), else [..., H, Dh] (rows of heads).
+    public init(_ w: WeightLoader, heads: Int, headDim: Int, dtype: DType, kernels: TrellisKernels = .fused,
+                headMajor: Bool = true) throws {
+        let g = kernels == .reference
+            ? try w.with(dtype: .float32).tensor("gamma", shape: [heads, headDim])
+            : try w.tensor("gamma", shape: [heads, headDim]).cast(dtype)
+        gamma = headMajor ? try g.unsqueeze(1) : g
         self.headDim = headDim
+        self.kernels = kernels
     }
 
-    /// x: [..., H, L, Dh] (head-major, as fed to attention); returns x's dtype.
+    /// Returns x's dtype.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        // normalize(x)·sqrt(Dh) = x / sqrt(mean(x^2)); the tiny eps only keeps all-zero rows finite.
-        try F.rmsNorm(x, shape: [headDim], weight: nil, eps: 1e-12) * gamma.cast(x.dtype)
+        switch kernels {
+        case .fused:
+            // normalize(x)·sqrt(Dh) = x / sqrt(mean(x^2)); the tiny eps only keeps all-zero rows finite.
+            return try F.rmsNorm(x, shape: [headDim], weight: nil, eps: 1e-12) * gamma.cast(x.dtype)
+        case .reference:
+            return try (F.normalize(x.cast(.float32), dim: -1) * gamma * Double(headDim).squareRoot()).cast(x.dtype)
+        }
     }
 }
 
-/// Fused attention on head-major tensors [B, H, L, Dh] -> [B, L, H*Dh].
-func attendHeads(_ q: Tensor, _ k: Tensor, _ v: Tensor) throws -> Tensor {
-    let o = try F.scaledDotProductAttention(q, k, v)              // [B, H, Lq, Dh], scale 1/sqrt(Dh)
+/// Attention on head-major tensors q [B, H, Lq, Dh], k, v [B, H, Lk, Dh] with an optional key mask [B, 1, 1, Lk]
+/// (true = attend) -> [B, Lq, H*Dh]; scale 1/sqrt(Dh).
+func attendHeads(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: Tensor?, kernels: TrellisKernels) throws -> Tensor {
+    let o: Tensor
+    switch kernels {
+    case .fused: o = try F.scaledDotProductAttention(q, k, v, mask: keyMask)
+    case .reference: o = try SparseAttention.attention(q, k, v, keyMask: keyMask)
+    }
     return try o.transpose(1, 2).reshape([q.size(0), q.size(2), -1])
 }
 
@@ -116,17 +185,20 @@ public struct TrellisSelfAttention {
     public let qNorm: MultiHeadRMSNorm?
     public let kNorm: MultiHeadRMSNorm?
     public let heads: Int
+    public let kernels: TrellisKernels
 
-    public init(_ w: WeightLoader, channels: Int, heads: Int, qkRMSNorm: Bool, qkvBias: Bool = true) throws {
+    public init(_ w: WeightLoader, channels: Int, heads: Int, qkRMSNorm: Bool, qkvBias: Bool = true,
+                kernels: TrellisKernels = .fused) throws {
         guard heads > 0, channels % heads == 0 else {
             throw TrellisError.unsupportedConfig("\(channels) channels do not split into \(heads) heads")
         }
         toQKV = try Linear(w.pp("to_qkv"), inFeatures: channels, outFeatures: 3 * channels, bias: qkvBias)
         toOut = try Linear(w.pp("to_out"), inFeatures: channels, outFeatures: channels)
         let (dh, dt) = (channels / heads, toQKV.weight.dtype)
-        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
-        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt, kernels: kernels) : nil
+        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt, kernels: kernels) : nil
         self.heads = heads
+        self.kernels = kernels
     }
 
     /// Queries, keys and values of x [B, L, C], head-major [B, H, L, Dh] (QK-normed when configured).
@@ -142,9 +214,10 @@ public struct TrellisSelfAttention {
         return (q, k, v)
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    /// x [B, L, C]; keyMask [B, 1, 1, L] bool (true = real token) or nil.
+    public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil) throws -> Tensor {
         let (q, k, v) = try projectQKV(x)
-        return try toOut(attendHeads(q, k, v))
+        return try toOut(attendHeads(q, k, v, keyMask: keyMask, kernels: kernels))
     }
 }
 
@@ -157,9 +230,10 @@ public struct TrellisCrossAttention {
     public let qNorm: MultiHeadRMSNorm?
     public let kNorm: MultiHeadRMSNorm?
     public let heads: Int
+    public let kernels: TrellisKernels
 
     public init(_ w: WeightLoader, channels: Int, ctxChannels: Int, heads: Int, qkRMSNorm: Bool,
-                qkvBias: Bool = true) throws {
+                qkvBias: Bool = true, kernels: TrellisKernels = .fused) throws {
         guard heads > 0, channels % heads == 0 else {
             throw TrellisError.unsupportedConfig("\(channels) channels do not split into \(heads) heads")
         }
@@ -167,13 +241,15 @@ public struct TrellisCrossAttention {
         toKV = try Linear(w.pp("to_kv"), inFeatures: ctxChannels, outFeatures: 2 * channels, bias: qkvBias)
         toOut = try Linear(w.pp("to_out"), inFeatures: channels, outFeatures: channels)
         let (dh, dt) = (channels / heads, toQ.weight.dtype)
-        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
-        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt) : nil
+        qNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("q_rms_norm"), heads: heads, headDim: dh, dtype: dt, kernels: kernels) : nil
+        kNorm = qkRMSNorm ? try MultiHeadRMSNorm(w.pp("k_rms_norm"), heads: heads, headDim: dh, dtype: dt, kernels: kernels) : nil
         self.heads = heads
+        self.kernels = kernels
     }
 
     /// Keys and values of context [B, Lkv, ctxChannels], head-major [B, H, Lkv, Dh] (K QK-normed when configured).
-    /// They depend on the context alone, so a sampler computes them once (`StructureFlowCondition`).
+    /// They depend on the context alone, so a sampler computes them once (`StructureFlowCondition`,
+    /// `SLatFlowCondition`).
     public func keysValues(_ context: Tensor) throws -> (keys: Tensor, values: Tensor) {
         let (b, lkv) = (context.size(0), context.size(1))
         let kv = try toKV(context).view([b, lkv, 2, heads, -1]).permute([2, 0, 3, 1, 4])  // [2, B, H, Lkv, Dh]
@@ -196,7 +272,7 @@ public struct TrellisCrossAttention {
         }
         var q = try toQ(x).view([b, l, heads, -1]).transpose(1, 2)                        // [B, H, L, Dh]
         if let qNorm { q = try qNorm(q) }
-        return try toOut(attendHeads(q, k, v))
+        return try toOut(attendHeads(q, k, v, keyMask: nil, kernels: kernels))
     }
 }
 
@@ -214,7 +290,8 @@ public struct TrellisFeedForward {
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try fc2(fc1(x).gelu(approximate: true)) }
 }
 
-/// TRELLIS `ModulatedTransformerCrossBlock` (self-attention + cross-attention + MLP with adaLN modulation):
+/// TRELLIS `ModulatedTransformerCrossBlock` (self-attention + cross-attention + MLP with adaLN modulation), also
+/// `ModulatedSparseTransformerCrossBlock` on packed voxel rows (with the packing's key mask):
 ///
 ///     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = adaLN_modulation(mod).chunk(6)
 ///     x += gate_msa * SelfAttn(LN1(x) * (1 + scale_msa) + shift_msa)
@@ -223,28 +300,32 @@ public struct TrellisFeedForward {
 ///
 /// Keys: `norm2.{weight,bias}`, `self_attn.*`, `cross_attn.*`, `mlp.mlp.{0,2}.*`, `adaLN_modulation.1.*`.
 /// Norm eps 1e-6. Tensors: x [B, L, C], mod (the timestep embedding) [B, C], context [B, Lc, ctxChannels],
-/// all in the block's dtype (`dtype`).
+/// all in the block's dtype (`dtype`). share_mod (one modulation for all blocks) is not supported: no released
+/// checkpoint uses it, and the models reject it.
 public struct ModulatedTransformerCrossBlock {
     public let channels: Int
-    public let norm1: LayerNorm
-    public let norm2: LayerNorm
-    public let norm3: LayerNorm
+    public let norm1: TrellisLayerNorm
+    public let norm2: TrellisLayerNorm
+    public let norm3: TrellisLayerNorm
     public let selfAttn: TrellisSelfAttention
     public let crossAttn: TrellisCrossAttention
     public let mlp: TrellisFeedForward
     public let adaLNModulation: Linear
+    public let kernels: TrellisKernels
 
     public init(_ w: WeightLoader, channels: Int, ctxChannels: Int, heads: Int, mlpRatio: Double = 4,
-                qkRMSNorm: Bool = false, qkRMSNormCross: Bool = false) throws {
+                qkRMSNorm: Bool = false, qkRMSNormCross: Bool = false, kernels: TrellisKernels = .fused) throws {
         self.channels = channels
+        self.kernels = kernels
         adaLNModulation = try Linear(w.pp("adaLN_modulation").pp(1), inFeatures: channels, outFeatures: 6 * channels)
         let dtype = adaLNModulation.weight.dtype
-        norm1 = LayerNorm(dim: channels, eps: 1e-6)
-        norm2 = try LayerNorm(w.pp("norm2").with(dtype: dtype), dim: channels, eps: 1e-6)
-        norm3 = LayerNorm(dim: channels, eps: 1e-6)
-        selfAttn = try TrellisSelfAttention(w.pp("self_attn"), channels: channels, heads: heads, qkRMSNorm: qkRMSNorm)
+        norm1 = TrellisLayerNorm(dim: channels, eps: 1e-6, kernels: kernels)
+        norm2 = try TrellisLayerNorm(w.pp("norm2").with(dtype: dtype), dim: channels, eps: 1e-6, kernels: kernels)
+        norm3 = TrellisLayerNorm(dim: channels, eps: 1e-6, kernels: kernels)
+        selfAttn = try TrellisSelfAttention(w.pp("self_attn"), channels: channels, heads: heads, qkRMSNorm: qkRMSNorm,
+                                            kernels: kernels)
         crossAttn = try TrellisCrossAttention(w.pp("cross_attn"), channels: channels, ctxChannels: ctxChannels,
-                                              heads: heads, qkRMSNorm: qkRMSNormCross)
+                                              heads: heads, qkRMSNorm: qkRMSNormCross, kernels: kernels)
         mlp = try TrellisFeedForward(w.pp("mlp"), channels: channels, mlpRatio: mlpRatio)
     }
 
@@ -256,18 +337,32 @@ public struct ModulatedTransformerCrossBlock {
         return try self(x, mod: mod, keys: k, values: v)
     }
 
-    /// The same with the cross-attention keys and values of the context precomputed (`crossAttn.keysValues`).
-    public func callAsFunction(_ x: Tensor, mod: Tensor, keys: Tensor, values: Tensor) throws -> Tensor {
+    /// The same with the cross-attention keys and values of the context precomputed (`crossAttn.keysValues`);
+    /// keyMask [B, 1, 1, L] bool (true = real token) masks the padding of packed rows in self-attention.
+    public func callAsFunction(_ x: Tensor, mod: Tensor, keys: Tensor, values: Tensor, keyMask: Tensor? = nil) throws -> Tensor {
         let m = try adaLNModulation(mod.silu()).unsqueeze(1).chunk(6, dim: -1)   // 6 x [B, 1, C]
         let (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
         var x = x
-        var h = try norm1(x)
-        h = try shiftMSA.addcmul(h, scaleMSA + 1.0)
-        x = try x.addcmul(selfAttn(h), gateMSA)
+        var h = try modulate(norm1(x), shift: shiftMSA, scale: scaleMSA)
+        x = try gatedResidual(x, selfAttn(h, keyMask: keyMask), gate: gateMSA)
         x = try x + crossAttn(norm2(x), keys: keys, values: values)
-        h = try norm3(x)
-        h = try shiftMLP.addcmul(h, scaleMLP + 1.0)
-        x = try x.addcmul(mlp(h), gateMLP)
-        return x
+        h = try modulate(norm3(x), shift: shiftMLP, scale: scaleMLP)
+        return try gatedResidual(x, mlp(h), gate: gateMLP)
+    }
+
+    /// h * (1 + scale) + shift.
+    func modulate(_ h: Tensor, shift: Tensor, scale: Tensor) throws -> Tensor {
+        switch kernels {
+        case .fused: return try shift.addcmul(h, scale + 1.0)
+        case .reference: return try h * (scale + 1.0) + shift
+        }
+    }
+
+    /// x + h * gate.
+    func gatedResidual(_ x: Tensor, _ h: Tensor, gate: Tensor) throws -> Tensor {
+        switch kernels {
+        case .fused: return try x.addcmul(h, gate)
+        case .reference: return try x + h * gate
+        }
     }
 }
