@@ -41,7 +41,7 @@ final class BenchTests: XCTestCase {
                                      options: options)
         let result = try runner.run(prompts: set)
 
-        XCTAssertEqual(result.rows.count, 9, "3 front ends x (2 TRELLIS presets + LGM)")
+        XCTAssertEqual(result.rows.count, 10, "3 front ends x (2 TRELLIS presets + LGM), plus MVDream -> LGM")
         let measured = result.rows.filter { $0.status == .measured }
         XCTAssertEqual(measured.map(\.configuration.id), ["flux.1-schnell + trellis fast", "image prompt + trellis fast"])
         for row in result.rows where row.status != .measured {
@@ -54,6 +54,8 @@ final class BenchTests: XCTestCase {
         }
         XCTAssertTrue(result.rows.first { $0.configuration.id == "sd3.5-large + trellis fast" }!.detail!.contains("SD3.5 is not implemented"))
         XCTAssertTrue(result.rows.first { $0.configuration.id == "image prompt + lgm default" }!.detail!.contains("LGM"))
+        XCTAssertTrue(result.rows.first { $0.configuration.id == "mvdream + lgm default" }!.detail!.contains("MVDream"))
+        XCTAssertNil(result.rows.first { $0.configuration.id == "mvdream + trellis fast" }, "the MVDream route ends in LGM")
         for row in measured {
             let expectedRuns = row.configuration.promptKind == .text ? 2 : 1
             XCTAssertEqual(row.runs, expectedRuns, row.configuration.id)
@@ -87,7 +89,7 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(decoded.rows, result.rows)
         XCTAssertEqual(decoded.choices, result.choices)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: jsonURL)) as? [String: Any])
-        XCTAssertEqual((object["rows"] as? [Any])?.count, 9)
+        XCTAssertEqual((object["rows"] as? [Any])?.count, 10)
         XCTAssertEqual(object["isSmoke"] as? Bool, true)
 
         let written = try BenchReport.writeReport(result, directory: dir.appendingPathComponent("report"))
@@ -382,4 +384,43 @@ final class BenchTests: XCTestCase {
 struct MissingFixture: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+
+    /// With LGM and MVDream loaded, the MVDream route is a configuration of its own and runs through the direct stage.
+    func testMVDreamRouteIsAConfiguration() throws {
+        final class Direct: TextToGaussianStage {
+            let name = "fake mvdream + lgm"
+            var calls = 0
+            func generate(text: String, seed: UInt64, output: SplatOutputOptions, timings: inout StageTimings) throws
+                -> (splat: GaussianSplat, views: Image) {
+                calls += 1
+                timings.append("multiview", seconds: 0.001)
+                let n = 8
+                return (GaussianSplat(positions: Array(repeating: 0.1, count: 3 * n), shDC: Array(repeating: 0, count: 3 * n),
+                                      opacities: Array(repeating: 2, count: n), scales: Array(repeating: -4, count: 3 * n),
+                                      rotations: Array(repeating: 0.5, count: 4 * n)),
+                        try Image(width: 2, height: 2, filledWith: [1, 2, 3]))
+            }
+        }
+        final class LGMStage: GaussianStage {
+            let name = "lgm"
+            func generate(image: Image, seed: UInt64, settings: GaussianSettings, output: SplatOutputOptions) throws -> GaussianSplat {
+                XCTFail("the MVDream configuration must not run the image stage")
+                return GaussianSplat(positions: [], shDC: [], opacities: [], scales: [], rotations: [])
+            }
+        }
+        let direct = Direct()
+        let pipeline = try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: ["lgm": LGMStage()],
+                                              defaultGenerator: "lgm", directText: ["lgm": direct], validator: nil)
+        let options = BenchOptions(device: .cpu, isSmoke: true, warmup: 0, only: ["mvdream"],
+                                   budget: try BudgetPolicy(seconds: 3600))
+        let runner = try BenchRunner(pipeline: pipeline, pipelineName: "fake", options: options)
+        let row = try XCTUnwrap(runner.planned.first { $0.configuration.id == "mvdream + lgm default" })
+        XCTAssertNil(row.configuration.unavailable)
+        XCTAssertEqual(row.configuration.stageNames, ["fake mvdream + lgm"])
+        let result = try runner.run(prompts: BenchPromptSet(texts: ["a cup", "a lamp"], images: []))
+        let measured = result.rows.filter { $0.status == .measured }
+        XCTAssertEqual(measured.map(\.configuration.id), ["mvdream + lgm default"])
+        XCTAssertEqual(direct.calls, 2)
+        XCTAssertEqual(measured[0].stages.map(\.name), ["multiview", "ply"])
+    }
 }

@@ -11,7 +11,8 @@ struct BenchPipelineCommand: ParsableCommand {
         abstract: "Time each pipeline configuration over a prompt set and pick the one that fits the budget.",
         discussion: """
         Configurations: image generator (FLUX.1-schnell; SD3.5 not implemented) x 3D generator (TRELLIS fast 12/12 and \
-        quality 25/25; LGM not implemented yet) for text prompts, and the 3D generators alone for image prompts. \
+        quality 25/25; LGM via ImageDream) for text prompts, MVDream -> LGM for text prompts, and the 3D generators alone \
+        for image prompts. Load both generators with --generator trellis,lgm. \
         Prompts: assets/bench/prompts.txt and assets/bench/images/*.png, or --prompts FILE.
         """)
 

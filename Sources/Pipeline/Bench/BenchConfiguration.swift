@@ -55,6 +55,8 @@ public enum BenchCatalogue {
     static let frontEnds = [
         FrontEnd(name: "flux.1-schnell", kind: .text),
         FrontEnd(name: "sd3.5-large", kind: .text),
+        // Text straight to four views (LGM only: the route ends in LGM).
+        FrontEnd(name: "mvdream", kind: .text),
         FrontEnd(name: "none", kind: .image),
     ]
 
@@ -85,7 +87,7 @@ public enum BenchCatalogue {
         var planned: [PlannedConfiguration] = []
         for front in frontEnds {
             let frontProblem = problem(of: front, pipeline: pipeline)
-            for (generatorName, preset) in generators {
+            for (generatorName, preset) in generators where front.name != "mvdream" || generatorName == GeneratorName.lgm {
                 let generator = (name: generatorName, preset: preset.name, settings: preset.settings)
                 let stage = self.stage(for: generator.name, in: stages)
                 var reasons: [String] = []
@@ -94,17 +96,25 @@ public enum BenchCatalogue {
                 let steps = "\(generator.settings.structureSteps)/\(generator.settings.latentSteps)"
                 let frontLabel = front.name == "none" ? "image prompt" : front.name
                 var names: [String] = []
+                let direct = front.name == "mvdream" ? pipeline.directText[GeneratorName.lgm] : nil
                 if reasons.isEmpty {
-                    if front.kind == .text, let t2i = pipeline.textToImage { names.append(t2i.name) }
-                    if let remover = pipeline.backgroundRemoval { names.append(remover.name) }
-                    names.append(stage!.name)
+                    if let direct {
+                        names.append(direct.name)
+                    } else {
+                        if front.kind == .text, let t2i = pipeline.textToImage { names.append(t2i.name) }
+                        if let remover = pipeline.backgroundRemoval { names.append(remover.name) }
+                        names.append(stage!.name)
+                    }
                 }
                 let configuration = BenchConfiguration(
                     id: "\(frontLabel) + \(generator.name) \(generator.preset)", imageGenerator: front.name,
                     gaussianGenerator: generator.name, preset: generator.preset, steps: steps, promptKind: front.kind,
                     stageNames: names, unavailable: reasons.isEmpty ? nil : reasons.joined(separator: "; "))
-                let runner = reasons.isEmpty ? GenerationPipeline(
-                    textToImage: pipeline.textToImage, backgroundRemoval: pipeline.backgroundRemoval, gaussians: stage!,
+                // One generator per configuration, and the route the front end names.
+                let runner = reasons.isEmpty ? try? GenerationPipeline(
+                    textToImage: pipeline.textToImage, backgroundRemoval: pipeline.backgroundRemoval,
+                    generators: [generatorName: stage!], defaultGenerator: generatorName,
+                    directText: direct.map { [generatorName: $0] } ?? [:], defaultTextRoute: direct == nil ? .flux : .mvdream,
                     validator: pipeline.validator, missingAdvice: pipeline.missingAdvice) : nil
                 planned.append(PlannedConfiguration(configuration: configuration, pipeline: runner,
                                                     settings: generator.settings))
@@ -120,6 +130,10 @@ public enum BenchCatalogue {
             return pipeline.missingAdvice["text-to-image"] ?? "FLUX.1-schnell is not loaded (gen3d fetch --model flux1-schnell)"
         case "sd3.5-large":
             return "SD3.5 is not implemented"
+        case "mvdream":
+            guard pipeline.directText[GeneratorName.lgm] == nil else { return nil }
+            return pipeline.missingAdvice["mvdream"]
+                ?? "MVDream is not loaded (gen3d fetch --model mvdream, and serve or bench with --generator ...,lgm)"
         default:
             return nil
         }
