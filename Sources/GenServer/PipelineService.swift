@@ -56,7 +56,7 @@ final class PipelineService: GenerationService {
         ]
         if !status.missing.isEmpty { h["missing"] = status.missing }
         if status.isSmoke {
-            h["warning"] = "smoke pipeline of tiny random-weight networks: output is NOT a real generation; "
+            h["warning"] = "random-weight networks (the tiny smoke ones, or real sizes for timing): output is NOT a real generation; "
                 + "fetch the weights (see 'missing') and restart"
         }
         return h

@@ -402,7 +402,7 @@ struct MissingFixture: Error, CustomStringConvertible {
             }
         }
         final class LGMStage: GaussianStage {
-            let name = "lgm"
+            let name = "random-lgm"  // timing mode's name: the catalogue matches generators by the name they contain
             func generate(image: Image, seed: UInt64, settings: GaussianSettings, output: SplatOutputOptions) throws -> GaussianSplat {
                 XCTFail("the MVDream configuration must not run the image stage")
                 return GaussianSplat(positions: [], shDC: [], opacities: [], scales: [], rotations: [])

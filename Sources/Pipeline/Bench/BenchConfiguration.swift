@@ -77,8 +77,7 @@ public enum BenchCatalogue {
     public static let lgmPresets = [Preset(name: "default", settings: .quality)]
 
     /// Every configuration, available or not. `gaussianStages` are the 3D stages that can be used (the pipeline's
-    /// own by default); a stage serves generator "trellis" when its name contains "trellis" and "lgm" when its name
-    /// is "lgm".
+    /// own by default); a stage serves the generator its name contains ("smoke-trellis", "random-lgm", ...).
     /// `trellisPresets` replaces TRELLIS's fast/quality pair (tests use tiny step counts).
     public static func plan(pipeline: GenerationPipeline, gaussianStages: [GaussianStage]? = nil,
                             trellisPresets: [Preset] = trellisPresets) -> [PlannedConfiguration] {
@@ -140,11 +139,7 @@ public enum BenchCatalogue {
     }
 
     private static func stage(for generator: String, in stages: [GaussianStage]) -> GaussianStage? {
-        switch generator {
-        case "trellis": return stages.first { $0.name.lowercased().contains("trellis") }
-        case "lgm": return stages.first { $0.name.lowercased() == "lgm" }
-        default: return nil
-        }
+        stages.first { GeneratorName.of($0) == generator }
     }
 
     private static func missingGeneratorReason(_ generator: String) -> String {

@@ -67,8 +67,9 @@ public final class BenchRunner {
         }
         var notes: [String] = []
         if options.isSmoke {
-            notes.append("smoke pipeline of tiny random-weight networks: the times are those of toy networks and the "
-                         + "scores are not measured; run on real weights for numbers that mean anything")
+            notes.append("random weights (the tiny smoke networks, or real sizes in timing mode): scores are not measured; "
+                         + "with the smoke networks the times are those of toy networks, in timing mode those of the real "
+                         + "sizes on meaningless inputs")
         }
         notes.append("each job is one attempt (no retry with a new seed) and is never gated, so every configuration "
                      + "is timed on the same work; the daemon's retries add attempts on top")
