@@ -378,12 +378,6 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(BitmapFont.glyph("~"), BitmapFont.glyph("?"))
         XCTAssertEqual(BitmapFont.width(of: "ab", scale: 2), 22)
     }
-}
-
-/// Thrown (a test failure, never a skip) when the shipped bench assets are not found.
-struct MissingFixture: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 
     /// With LGM and MVDream loaded, the MVDream route is a configuration of its own and runs through the direct stage.
     func testMVDreamRouteIsAConfiguration() throws {
@@ -421,6 +415,12 @@ struct MissingFixture: Error, CustomStringConvertible {
         let measured = result.rows.filter { $0.status == .measured }
         XCTAssertEqual(measured.map(\.configuration.id), ["mvdream + lgm default"])
         XCTAssertEqual(direct.calls, 2)
-        XCTAssertEqual(measured[0].stages.map(\.name), ["multiview", "ply"])
+        XCTAssertEqual(try XCTUnwrap(measured.first).stages.map(\.name), ["multiview", "ply"])
     }
+}
+
+/// Thrown (a test failure, never a skip) when the shipped bench assets are not found.
+struct MissingFixture: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
