@@ -122,21 +122,12 @@ public enum RandomRealSizePipeline {
     /// The multi-view pipeline at the published sizes: ImageDream (`imageDream` true: ip tokens, CLIP ViT-H/14) or
     /// MVDream (text only); the UNet's keys from the manifest in `dir`, the SD 2.1 text tower and SD VAE from their configs.
     static func multiView(_ dir: URL, imageDream: Bool, device: Device, seed: UInt64) throws -> MVDreamPipeline {
-        let sizes = LGMBenchmark.Sizes.imageDream
-        let dt = DType.float16
-        let unet = try manifestDictionary(dir.appendingPathComponent(imageDream ? "manifest_mv_unet_imagedream.json"
-                                                                                : "manifest_mv_unet_mvdream.json"),
-                                          device: device, dtype: dt, seed: seed)
-        let text = try CLIPTextModel(FluxBenchmark.randomLoader(sizes.text.parameterShapes(), device: device, dtype: dt, seed: seed + 1),
-                                     config: sizes.text)
-        let vae = try AutoencoderKL(FluxBenchmark.randomLoader(sizes.vae.parameterShapes(), device: device, dtype: dt, seed: seed + 2),
-                                    config: sizes.vae, withEncoder: imageDream)
-        let vision = imageDream ? try CLIPVisionModel(
-            FluxBenchmark.randomLoader(sizes.vision.parameterShapes(), device: device, dtype: dt, seed: seed + 3),
-            config: sizes.vision, usesPenultimateLayerOnly: true) : nil
-        return try MVDreamPipeline(unet: MultiViewUNetModel(WeightLoader(unet.weights, device: device, dtype: dt),
-                                                            config: decode(MultiViewUNetModel.Config.self, unet.args)),
-                                   vae: vae, textEncoder: text, imageEncoder: vision, schedulerConfig: DDIMScheduler.Config())
+        var sizes = LGMBenchmark.Sizes.imageDream
+        let unet = try LGMBenchmark.manifest(dir.appendingPathComponent(imageDream ? "manifest_mv_unet_imagedream.json"
+                                                                                   : "manifest_mv_unet_mvdream.json"),
+                                             MultiViewUNetModel.Config.self)
+        sizes.unet = unet.config
+        return try LGMBenchmark.randomPipeline(sizes: sizes, unetShapes: unet.shapes, device: device, dtype: .float16, seed: seed)
     }
 
     /// ImageDream + LGM 'big' (fp16) as the image -> 3D stage, and MVDream -> the same LGM as the text stage.
@@ -154,8 +145,9 @@ public enum RandomRealSizePipeline {
         return (image, text)
     }
 
-    /// The validator gate with the scorers at their real sizes (open_clip convnext_large_d, DINOv2-small + quality head), fp16 on a GPU as `PipelineAssembly.loadValidator` loads them, random weights: its scores mean
-    /// nothing, its time and memory are the real ones.
+    /// The validator gate with the scorers at their real sizes (open_clip convnext_large_d, DINOv2-small + quality
+    /// head), fp16 on a GPU as `PipelineAssembly.loadValidator` loads them, random weights: its scores mean nothing, its
+    /// time and memory are the real ones.
     public static func validator(device: Device) throws -> ValidatorGate {
         let dtype: DType = device.isCUDA ? .float16 : .float32
         func random(_ shapes: [String: [Int]], _ seed: UInt64) throws -> RandomWeights {

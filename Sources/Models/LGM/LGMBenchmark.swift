@@ -62,8 +62,24 @@ public enum LGMBenchmark {
         try FluxBenchmark.randomLoader(shapes, device: device, dtype: dtype, seed: seed)
     }
 
+    /// The multi-view pipeline at `sizes` with random weights made on the device: ImageDream (CLIP vision, VAE encoder)
+    /// when the UNet config has ip tokens, else MVDream (text only). The UNet's keys are `unetShapes` (a manifest's, or
+    /// its config's); the other parts come from their configs. `seed` .. `seed + 3` draw the four parts.
+    public static func randomPipeline(sizes: Sizes, unetShapes: [String: [Int]], device: Device, dtype: DType,
+                                      seed: UInt64) throws -> MVDreamPipeline {
+        let imageDream = sizes.unet.ipDim > 0
+        let text = try CLIPTextModel(loader(sizes.text.parameterShapes(), device: device, dtype: dtype, seed: seed), config: sizes.text)
+        let vision = imageDream ? try CLIPVisionModel(loader(sizes.vision.parameterShapes(), device: device, dtype: dtype, seed: seed + 1),
+                                                      config: sizes.vision, usesPenultimateLayerOnly: true) : nil
+        let vae = try AutoencoderKL(loader(sizes.vae.parameterShapes(), device: device, dtype: dtype, seed: seed + 2),
+                                    config: sizes.vae, withEncoder: imageDream)
+        let unet = try MultiViewUNetModel(loader(unetShapes, device: device, dtype: dtype, seed: seed + 3), config: sizes.unet)
+        return try MVDreamPipeline(unet: unet, vae: vae, textEncoder: text, imageEncoder: vision,
+                                   schedulerConfig: DDIMScheduler.Config())
+    }
+
     /// Keys, shapes and config of a full-size manifest.
-    static func manifest<T: Decodable>(_ url: URL, _ type: T.Type) throws -> (shapes: [String: [Int]], config: T) {
+    public static func manifest<T: Decodable>(_ url: URL, _ type: T.Type) throws -> (shapes: [String: [Int]], config: T) {
         let weights = try ManifestWeights(url: url)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
         guard let args = json?["args"] else { throw LGMError("\(url.lastPathComponent) has no args") }
@@ -103,13 +119,8 @@ public enum LGMBenchmark {
         }
 
         try reset()
-        let text = try CLIPTextModel(loader(sizes.text.parameterShapes(), device: device, dtype: dtype, seed: 1), config: sizes.text)
-        let vision = try CLIPVisionModel(loader(sizes.vision.parameterShapes(), device: device, dtype: dtype, seed: 2),
-                                         config: sizes.vision, usesPenultimateLayerOnly: true)
-        let vae = try AutoencoderKL(loader(sizes.vae.parameterShapes(), device: device, dtype: dtype, seed: 3), config: sizes.vae)
-        let unet = try MultiViewUNetModel(loader(unetShapes, device: device, dtype: dtype, seed: 4), config: sizes.unet)
-        let pipe = try MVDreamPipeline(unet: unet, vae: vae, textEncoder: text, imageEncoder: vision,
-                                       schedulerConfig: DDIMScheduler.Config())
+        let pipe = try randomPipeline(sizes: sizes, unetShapes: unetShapes, device: device, dtype: dtype, seed: 1)
+        let unet = pipe.unet
         let lgm = try LGM(loader(lgmShapes, device: device, dtype: dtype, seed: 5), config: sizes.lgm)
         rows.append(Row(name: "weights (text, ViT-H, VAE, MV UNet, LGM)", milliseconds: 0,
                         notes: "allocated \(try FluxBenchmark.allocated(device))"))
@@ -138,7 +149,7 @@ public enum LGMBenchmark {
 
         // One UNet call as the sampler makes it: 2 x (views + 1) frames.
         let frames = options.views + 1
-        let latent = side / vae.config.spatialScale
+        let latent = side / pipe.vaeScaleFactor
         let x = try Tensor.randn([2 * frames, 4, latent, latent], dtype: dtype, device: device)
         let t = try Tensor.full([2 * frames], value: 501, dtype: dtype, device: device)
         let context = try Tensor.randn([2 * frames, sizes.text.maxPositionEmbeddings, sizes.unet.contextDim], dtype: dtype,
