@@ -91,10 +91,7 @@ public enum PipelineAssembly {
         let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
         var resident = ResidentSizes(device: options.device)
         let (admitted, dropped) = plan.admit(generators: options.generators)
-        let notAdmitted = dropped.map {
-            "\($0): not loaded under the \(plan.tier.rawValue) memory plan (\(plan.reason)): the estimated peak with it exceeds the "
-                + "budget; serve it from its own daemon or a larger card"
-        }
+        let notAdmitted = dropped.map(plan.notAdmitted)
         var options = options
         options.generators = admitted
         if let dir = options.randomWeightsManifests {

@@ -117,6 +117,12 @@ public struct MemoryPlan: Sendable, Equatable {
         return (load, dropped)
     }
 
+    /// Why `generator` (left out by `admit`) is not loaded, for the log and /health's `missing`.
+    public func notAdmitted(_ generator: String) -> String {
+        "\(generator): not loaded under the \(tier.rawValue) memory plan (\(reason)): the estimated peak with it exceeds the "
+            + "budget; serve it from its own daemon or a larger card"
+    }
+
     /// The models a pipeline with `generators` loads (the scorers included).
     public static func models(generators: [String]) -> [ModelSpec] {
         var names = ["flux1-schnell", "birefnet", "clip-convnext-large-d", "dinov2-small", "quality-scorer"]

@@ -51,7 +51,7 @@ struct BenchPipelineCommand: ParsableCommand {
             assembled = try models.assemble(on: dev)
         } catch let error as TorchError where error.isOutOfMemory {
             log("does not fit: loading the pipeline ran out of memory"
-                + (models.capGiB.map { String(format: " under the %.1f GiB cap", $0) } ?? "") + ": \(error.message)")
+                + (models.generation.capGiB.map { String(format: " under the %.1f GiB cap", $0) } ?? "") + ": \(error.message)")
             throw ExitCode(3)
         }
         for line in MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes) { log(line) }
@@ -59,7 +59,7 @@ struct BenchPipelineCommand: ParsableCommand {
         for m in assembled.missing { log("not present: \(m)") }
 
         let options = BenchOptions(device: dev, isSmoke: assembled.isSmoke, warmup: warmup, seed: seed, only: only,
-                                   budget: policy, memoryCapGiB: models.capGiB, progress: quiet ? nil : { log($0) })
+                                   budget: policy, memoryCapGiB: models.generation.capGiB, progress: quiet ? nil : { log($0) })
         let runner = try BenchRunner(pipeline: assembled.pipeline, pipelineName: assembled.name, options: options)
         let result = try runner.run(prompts: promptSet)
 

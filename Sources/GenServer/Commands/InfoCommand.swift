@@ -13,8 +13,7 @@ struct InfoCommand: ParsableCommand {
     @Option(help: "Generators the plan is estimated for, e.g. trellis or trellis,lgm.") var generator = "trellis"
 
     func run() throws {
-        let generators: [String]
-        do { generators = try AssemblyOptions.parseGenerators(generator) } catch { throw ValidationError("\(error)") }
+        let generators = try GeneratorOptions.parseGenerators(generator)
         print("gen3d \(Gen3D.version)")
         print("libtorch \(Torch.version), CPU threads \(Torch.numThreads)")
         print("shim built with CUDA: \(CUDA.shimHasCUDA ? "yes" : "no")")

@@ -83,10 +83,7 @@ struct PipelineBench: ParsableCommand {
     @Option(help: "Device: cuda, cuda:N (cpu works but takes minutes).") var device = "cuda"
     @Option(help: "Folder with the manifests of fixtures/trellis, fixtures/lgm and manifest_BiRefNet_general.json.")
     var manifests: String
-    @Option(help: "Generators to load and time, e.g. trellis,lgm.") var generator = "trellis"
-    @Option(name: .customLong("memory-plan"), help: "auto, resident, 24gb or image-only.") var memoryPlan = "auto"
-    @Option(name: .customLong("cap-gib"), help: "Cap the CUDA allocator at N GiB before loading (emulates a smaller card).")
-    var capGiB: Double?
+    @OptionGroup var generation: GeneratorOptions
     @Option(help: "Occupied voxels the TRELLIS structure is calibrated to.") var voxels = 20_000
     @Option(help: "Timed runs per configuration (median reported).") var runs = 3
     @Flag(name: .customLong("fast-only"), help: "TRELLIS at 12/12 only (skip 25/25).") var fastOnly = false
@@ -95,17 +92,13 @@ struct PipelineBench: ParsableCommand {
 
     func run() throws {
         guard let dev = Device(device) else { throw ValidationError("unknown device \(device)") }
-        let generators: [String]
-        do { generators = try AssemblyOptions.parseGenerators(generator) } catch { throw ValidationError("\(error)") }
-        let requested = try MemoryPlanOption.parse(memoryPlan)
-        let capBytes = try capGiB.map { try MemoryPlanOption.cap(gib: $0, device: dev) }
-        let plan = try MemoryPlan.forDevice(dev, capBytes: capBytes, requested: requested)
+        let plan = try generation.plan(for: dev)
         printBenchHeader("whole pipeline, real sizes, random weights", device: dev, dtype: .bfloat16)
-        let (admitted, dropped) = plan.admit(generators: generators)
-        for g in dropped { print("not loaded under the \(plan.tier.rawValue) plan (estimated peak over the budget): \(g)") }
+        let (admitted, dropped) = plan.admit(generators: try generation.generators())
+        for g in dropped { print(plan.notAdmitted(g)) }
         let assembled = try RandomRealSizePipeline.build(manifests: URL(fileURLWithPath: manifests), device: dev,
-                                                         targetVoxels: voxels, generators: admitted, plan: plan,
-                                                         withValidator: !noValidate)
+                                                         targetVoxels: voxels, generators: admitted,
+                                                         textRoute: try generation.route(), plan: plan, withValidator: !noValidate)
         print(MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes).joined(separator: "\n"))
         let rgba = try ImageDecoder.decode(Data(contentsOf: URL(fileURLWithPath: image)))
         var cases: [(String, GenerationJob)] = []

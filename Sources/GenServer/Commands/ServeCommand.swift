@@ -24,42 +24,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("flux-size"), help: "Side of the FLUX image in pixels (multiple of 16).") var fluxSize = 512
     @Flag(name: .customLong("flux-fp8"), help: "FLUX transformer weights in float8 e4m3 (fits 24 GB cards).")
     var fluxFP8 = false
-    @Option(help: ArgumentHelp("3D generators to load, the default first: trellis, lgm (ImageDream + LGM, and MVDream "
-                               + "when present), or both, e.g. trellis,lgm. A request may pick any loaded one (JSON option "
-                               + "'generator').")) var generator = "trellis"
-    @Option(name: .customLong("text-route"), help: ArgumentHelp(
-        "How text prompts reach LGM by default: flux (FLUX -> BiRefNet -> ImageDream -> LGM) or mvdream (MVDream -> LGM). "
-        + "TRELLIS always takes flux. Requests may override it (JSON option 'text_route').")) var textRoute = "flux"
-
-    @Option(name: .customLong("memory-plan"), help: ArgumentHelp(
-        "How the models share the GPU: auto (by card size: >= 38 GiB resident, >= 20 GiB 24gb, else image-only), "
-        + "resident, 24gb (FLUX fp8 + T5 streamed from pinned host memory) or image-only.")) var memoryPlan = "auto"
-    @Option(name: .customLong("cap-gib"), help: "CUDA only: cap the allocator at N GiB before loading (emulates a smaller card).")
-    var capGiB: Double?
-
-    func validate() throws {
-        _ = try generators()
-        _ = try route()
-        _ = try MemoryPlanOption.parse(memoryPlan)
-        if let capGiB, !(capGiB > 0 && capGiB.isFinite) { throw ValidationError("--cap-gib must be a positive number") }
-    }
-
-    /// The plan of `device`, after capping its allocator when --cap-gib says so.
-    func plan(for device: Device) throws -> MemoryPlan {
-        let cap = try capGiB.map { try MemoryPlanOption.cap(gib: $0, device: device) }
-        return try MemoryPlan.forDevice(device, capBytes: cap, requested: MemoryPlanOption.parse(memoryPlan))
-    }
-
-    func generators() throws -> [String] {
-        do { return try AssemblyOptions.parseGenerators(generator) } catch { throw ValidationError("\(error)") }
-    }
-
-    func route() throws -> TextRoute {
-        guard let r = TextRoute(rawValue: textRoute.lowercased()) else {
-            throw ValidationError("--text-route takes flux or mvdream, got '\(textRoute)'")
-        }
-        return r
-    }
+    @OptionGroup var generation: GeneratorOptions
 
     /// The devices listed by `--device`, checked against this machine.
     func devices() throws -> [Device] {
@@ -76,9 +41,9 @@ struct ModelOptions: ParsableArguments {
         let smokeURL = smokeDir.map { URL(fileURLWithPath: $0) } ?? PipelineAssembly.findSmokeDirectory(from: [cwd, exe])
         var options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
                                       forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8,
-                                      generators: try generators(), textRoute: try route())
+                                      generators: try generation.generators(), textRoute: try generation.route())
         options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
-        options.memoryPlan = try plan(for: device)
+        options.memoryPlan = try generation.plan(for: device)
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
     }
 }
@@ -168,7 +133,7 @@ struct ServeCommand: ParsableCommand {
                                    device: deviceList.joined(separator: ","), models: models,
                                    missing: assembled.missing, version: Gen3D.version,
                                    memory: MemoryPlanReport.json(assembled.memoryPlan, resident: assembled.residentSizes,
-                                                                 models: MemoryPlan.models(generators: try pipeline.models.generators())))
+                                                                 models: MemoryPlan.models(generators: try pipeline.models.generation.generators())))
         var defaults = PipelineService.ServiceDefaults()
         defaults.settings = try pipeline.settings()
         defaults.validate = !pipeline.noValidate
@@ -195,6 +160,49 @@ struct ServeCommand: ParsableCommand {
             + devices.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: " "))
         server.runUntilSignalled(grace: grace)
         log("stopped")
+    }
+}
+
+/// Which generators a process loads, LGM's default text route, and how the models share the GPU: shared by `serve`,
+/// `generate`, `bench` (through ModelOptions) and `microbench pipeline`.
+struct GeneratorOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("3D generators to load, the default first: trellis, lgm (ImageDream + LGM, and MVDream "
+                               + "when present), or both, e.g. trellis,lgm. A request may pick any loaded one (JSON option "
+                               + "'generator').")) var generator = "trellis"
+    @Option(name: .customLong("text-route"), help: ArgumentHelp(
+        "How text prompts reach LGM by default: flux (FLUX -> BiRefNet -> ImageDream -> LGM) or mvdream (MVDream -> LGM). "
+        + "TRELLIS always takes flux. Requests may override it (JSON option 'text_route').")) var textRoute = "flux"
+    @Option(name: .customLong("memory-plan"), help: ArgumentHelp(
+        "How the models share the GPU: auto (by card size: >= 38 GiB resident, >= 20 GiB 24gb, else image-only), "
+        + "resident, 24gb (FLUX fp8 + T5 streamed from pinned host memory) or image-only.")) var memoryPlan = "auto"
+    @Option(name: .customLong("cap-gib"), help: "CUDA only: cap the allocator at N GiB before loading (emulates a smaller card).")
+    var capGiB: Double?
+
+    func validate() throws {
+        _ = try generators()
+        _ = try route()
+        _ = try MemoryPlanOption.parse(memoryPlan)
+        if let capGiB, !(capGiB > 0 && capGiB.isFinite) { throw ValidationError("--cap-gib must be a positive number") }
+    }
+
+    func generators() throws -> [String] { try GeneratorOptions.parseGenerators(generator) }
+
+    /// `--generator` values (known names, no repeats) as a command-line error when they are not.
+    static func parseGenerators(_ list: String) throws -> [String] {
+        do { return try AssemblyOptions.parseGenerators(list) } catch { throw ValidationError("\(error)") }
+    }
+
+    func route() throws -> TextRoute {
+        guard let r = TextRoute(rawValue: textRoute.lowercased()) else {
+            throw ValidationError("--text-route takes flux or mvdream, got '\(textRoute)'")
+        }
+        return r
+    }
+
+    /// The plan of `device`, after capping its allocator when --cap-gib says so.
+    func plan(for device: Device) throws -> MemoryPlan {
+        let cap = try capGiB.map { try MemoryPlanOption.cap(gib: $0, device: device) }
+        return try MemoryPlan.forDevice(device, capBytes: cap, requested: MemoryPlanOption.parse(memoryPlan))
     }
 }
 
