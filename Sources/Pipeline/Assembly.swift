@@ -100,14 +100,7 @@ public enum PipelineAssembly {
             random.missing += notAdmitted
             return random
         }
-        var specs = ModelRegistry.models(for: .default)
-        if options.generators.contains(GeneratorName.lgm) {
-            specs += ["lgm", "imagedream", "mvdream"].compactMap { ModelRegistry.model(named: $0) }
-        }
-        if !options.generators.contains(GeneratorName.trellis) {
-            specs.removeAll { ["trellis-image-large", "dinov2-large-reg"].contains($0.name) }
-        }
-        let report = store.check(models: specs)
+        let report = store.check(models: models(generators: options.generators))
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
             + notAdmitted
         func location(_ name: String) -> URL? {
@@ -253,6 +246,15 @@ public enum PipelineAssembly {
         let gate = ValidatorGate(rasterizer: makeRasterizer(device: device), alignment: alignment, quality: quality, lpips: nil,
                                  tokenizer: tokenizer, device: device)
         return (gate, loaded)
+    }
+
+    /// The registry entries a pipeline with `generators` loads, in registry order: FLUX.1-schnell, BiRefNet and the
+    /// validator scorers always, plus each generator's own models.
+    public static func models(generators: [String]) -> [ModelSpec] {
+        var names: Set = ["flux1-schnell", "birefnet", "clip-convnext-large-d", "dinov2-small", "quality-scorer"]
+        if generators.contains(GeneratorName.trellis) { names.formUnion(["trellis-image-large", "dinov2-large-reg"]) }
+        if generators.contains(GeneratorName.lgm) { names.formUnion(["lgm", "imagedream", "mvdream"]) }
+        return ModelRegistry.models(for: .all).filter { names.contains($0.name) }
     }
 
     /// "trellis-image-large + lgm (mvdream text route) + flux.1-schnell": the generators (default first) and the front end.

@@ -112,7 +112,7 @@ public struct MemoryPlan: Sendable, Equatable {
         guard let budget = budgetBytes, let first = generators.first else { return (generators, []) }
         var load = [first], dropped: [String] = []
         for g in generators.dropFirst() {
-            if estimatedPeakBytes(models: MemoryPlan.models(generators: load + [g])) <= budget { load.append(g) } else { dropped.append(g) }
+            if estimatedPeakBytes(models: PipelineAssembly.models(generators: load + [g])) <= budget { load.append(g) } else { dropped.append(g) }
         }
         return (load, dropped)
     }
@@ -123,13 +123,6 @@ public struct MemoryPlan: Sendable, Equatable {
             + "budget; serve it from its own daemon or a larger card"
     }
 
-    /// The models a pipeline with `generators` loads (the scorers included).
-    public static func models(generators: [String]) -> [ModelSpec] {
-        var names = ["flux1-schnell", "birefnet", "clip-convnext-large-d", "dinov2-small", "quality-scorer"]
-        if generators.contains(GeneratorName.trellis) { names += ["trellis-image-large", "dinov2-large-reg"] }
-        if generators.contains(GeneratorName.lgm) { names += ["lgm", "imagedream", "mvdream"] }
-        return names.compactMap { ModelRegistry.model(named: $0) }
-    }
 }
 
 /// Measured GPU memory of each model as it loads (allocated bytes after minus before), in load order.

@@ -36,7 +36,7 @@ final class MemoryPlanTests: XCTestCase {
 
     /// The estimates say what the plan is for: the resident set does not fit a 24 GB card, the 24gb plan does.
     func testEstimatesJustifyThe24GBPlan() throws {
-        let models = MemoryPlan.models(generators: ["trellis"])
+        let models = PipelineAssembly.models(generators: ["trellis"])
         let flux = try XCTUnwrap(ModelRegistry.model(named: "flux1-schnell"))
         let resident = MemoryPlan.choose(device: .cuda(0), budgetBytes: 80 * gib)
         let compact = MemoryPlan.choose(device: .cuda(0), budgetBytes: 24 * gib)
@@ -47,7 +47,7 @@ final class MemoryPlanTests: XCTestCase {
         XCTAssertGreaterThan(resident.estimatedPeakBytes(models: models), 24 * gib)
         XCTAssertLessThan(compact.estimatedPeakBytes(models: models), 22 * gib)
         XCTAssertEqual(MemoryPlan.choose(device: .cuda(0), budgetBytes: 16 * gib).estimatedWeightBytes(flux), 0)
-        XCTAssertEqual(MemoryPlan.models(generators: ["trellis", "lgm"]).count, models.count + 3)
+        XCTAssertEqual(PipelineAssembly.models(generators: ["trellis", "lgm"]).count, models.count + 3)
 
         let json = MemoryPlanReport.json(compact, resident: ResidentSizes(device: .cpu), models: models)
         XCTAssertEqual(json["plan"] as? String, "24gb")

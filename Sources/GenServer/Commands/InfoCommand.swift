@@ -21,7 +21,7 @@ struct InfoCommand: ParsableCommand {
         if n == 0 {
             print("CUDA devices: none (generation runs on the CPU: slow, for tests only)")
         }
-        let models = MemoryPlan.models(generators: generators)
+        let models = PipelineAssembly.models(generators: generators)
         for d in 0..<n {
             let name = (try? CUDA.deviceName(d)) ?? "?"
             let cap = (try? CUDA.capability(d)).map { "sm_\($0.major)\($0.minor)" } ?? "?"
