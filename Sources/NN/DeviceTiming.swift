@@ -22,7 +22,7 @@ public enum DeviceTiming {
         }
         times.sort()
         var peak: Double? = nil
-        if case .cuda(let i) = device { peak = Double(try CUDA.memoryStats(i).peakAllocated) / 1_073_741_824 }
+        if case .cuda(let i) = device { peak = GiB.value(try CUDA.memoryStats(i).peakAllocated) }
         return (times[times.count / 2], peak)
     }
 

@@ -52,7 +52,7 @@ public struct MemoryPlan: Sendable, Equatable {
         guard device.isCUDA, let budget = budgetBytes else {
             return MemoryPlan(tier: .host, budgetBytes: nil, reason: "CPU: every model in host memory")
         }
-        let gib = Double(budget) / 1_073_741_824
+        let gib = GiB.value(budget)
         if let requested, requested != .host {
             return MemoryPlan(tier: requested, budgetBytes: budget, reason: String(format: "named (--memory-plan), %.1f GiB usable", gib))
         }
@@ -103,7 +103,7 @@ public struct MemoryPlan: Sendable, Equatable {
     /// Estimated peak of one job: the models' weights plus the working set.
     public func estimatedPeakBytes(models: [ModelSpec]) -> Int64 {
         guard tier != .host else { return 0 }
-        return models.reduce(Int64(MemoryPlan.workingGiB * 1_073_741_824)) { $0 + estimatedWeightBytes($1) }
+        return models.reduce(Int64(MemoryPlan.workingGiB * GiB.bytes)) { $0 + estimatedWeightBytes($1) }
     }
 
     /// The generators this plan loads, in order: the first always; each further one only while the estimated peak of
@@ -147,28 +147,32 @@ public struct ResidentSizes: Sendable {
 
 /// The memory plan as text (log, `info`, benchmarks) and as JSON (/health).
 public enum MemoryPlanReport {
-    static func gib(_ bytes: Int64) -> String { String(format: "%.2f GiB", Double(bytes) / 1_073_741_824) }
 
     public static func lines(_ plan: MemoryPlan, resident: ResidentSizes) -> [String] {
         var out = ["memory plan: \(plan.tier.rawValue) (\(plan.reason))"] + plan.policy.map { "  - " + $0 }
-        for e in resident.entries { out.append("  resident \(e.name): \(gib(e.bytes))") }
-        if !resident.entries.isEmpty { out.append("  resident total: \(gib(resident.total))") }
+        for e in resident.entries { out.append("  resident \(e.name): \(GiB.text(e.bytes))") }
+        if !resident.entries.isEmpty { out.append("  resident total: \(GiB.text(resident.total))") }
         return out
     }
 
     public static func json(_ plan: MemoryPlan, resident: ResidentSizes, models: [ModelSpec]) -> [String: Any] {
+        /// GiB rounded to `places` decimals, for JSON.
+        func gib(_ bytes: Int64, places: Double = 2) -> Double {
+            let scale = pow(10, places)
+            return (GiB.value(bytes) * scale).rounded() / scale
+        }
         var h: [String: Any] = ["plan": plan.tier.rawValue, "reason": plan.reason, "policy": plan.policy]
         if let budget = plan.budgetBytes {
-            h["budget_gib"] = (Double(budget) / 1_073_741_824 * 100).rounded() / 100
+            h["budget_gib"] = gib(budget)
             let peak = plan.estimatedPeakBytes(models: models)
-            h["estimated_peak_gib"] = (Double(peak) / 1_073_741_824 * 100).rounded() / 100
+            h["estimated_peak_gib"] = gib(peak)
             h["estimate_fits"] = peak <= budget
         }
         if !resident.entries.isEmpty {
             var sizes: [String: Double] = [:]
-            for e in resident.entries { sizes[e.name] = (Double(e.bytes) / 1_073_741_824 * 1000).rounded() / 1000 }
+            for e in resident.entries { sizes[e.name] = gib(e.bytes, places: 3) }
             h["resident_gib"] = sizes
-            h["resident_total_gib"] = (Double(resident.total) / 1_073_741_824 * 100).rounded() / 100
+            h["resident_total_gib"] = gib(resident.total)
         }
         return h
     }

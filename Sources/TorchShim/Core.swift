@@ -138,6 +138,16 @@ public final class Generator: @unchecked Sendable {
     deinit { ts_generator_free(handle) }
 }
 
+/// Gibibytes, the unit every memory figure is reported in.
+public enum GiB {
+    public static let bytes = 1_073_741_824.0
+
+    public static func value(_ bytes: Int64) -> Double { Double(bytes) / GiB.bytes }
+
+    /// "12.34 GiB".
+    public static func text(_ bytes: Int64) -> String { String(format: "%.2f GiB", value(bytes)) }
+}
+
 public struct CUDAMemoryStats: Sendable, CustomStringConvertible {
     public var allocated: Int64
     public var reserved: Int64
@@ -146,8 +156,8 @@ public struct CUDAMemoryStats: Sendable, CustomStringConvertible {
     public var total: Int64
 
     public var description: String {
-        func gib(_ b: Int64) -> String { String(format: "%.2f GiB", Double(b) / 1_073_741_824) }
-        return "allocated \(gib(allocated)), reserved \(gib(reserved)), peak \(gib(peakAllocated)), total \(gib(total))"
+        "allocated \(GiB.text(allocated)), reserved \(GiB.text(reserved)), peak \(GiB.text(peakAllocated)), "
+            + "total \(GiB.text(total))"
     }
 }
 

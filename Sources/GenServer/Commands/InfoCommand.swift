@@ -26,15 +26,15 @@ struct InfoCommand: ParsableCommand {
             let name = (try? CUDA.deviceName(d)) ?? "?"
             let cap = (try? CUDA.capability(d)).map { "sm_\($0.major)\($0.minor)" } ?? "?"
             let total = try CUDA.memoryStats(d).total
-            print("cuda:\(d)  \(name)  \(cap)  \(gib(total))")
+            print("cuda:\(d)  \(name)  \(cap)  \(GiB.text(total))")
             let plan = MemoryPlan.choose(device: .cuda(d), budgetBytes: total)
             print(MemoryPlanReport.lines(plan, resident: ResidentSizes(device: .cpu)).map { "  " + $0 }.joined(separator: "\n"))
             print("  estimated weights on the GPU (registry parameter counts at our dtypes; measured sizes: /health):")
             for spec in models {
-                print("    \(spec.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(gib(plan.estimatedWeightBytes(spec)))")
+                print("    \(spec.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(GiB.text(plan.estimatedWeightBytes(spec)))")
             }
             let peak = plan.estimatedPeakBytes(models: models)
-            print("  estimated job peak \(gib(peak)) of \(gib(total)): \(peak <= total ? "fits" : "DOES NOT FIT; try --memory-plan 24gb")")
+            print("  estimated job peak \(GiB.text(peak)) of \(GiB.text(total)): \(peak <= total ? "fits" : "DOES NOT FIT; try --memory-plan 24gb")")
         }
         print("models (\(generators.joined(separator: ", "))):")
         let report = ModelStore(modelsDirectories: modelsDirs).check(models: models)
@@ -43,6 +43,4 @@ struct InfoCommand: ParsableCommand {
                   + (m.present ? "present  \(m.location?.path ?? "")" : "missing  \(m.fetchCommand ?? "gen3d fetch --model \(m.name)")"))
         }
     }
-
-    private func gib(_ bytes: Int64) -> String { String(format: "%.2f GiB", Double(bytes) / 1_073_741_824) }
 }

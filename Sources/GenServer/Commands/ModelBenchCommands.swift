@@ -150,7 +150,7 @@ struct PipelineBench: ParsableCommand {
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] * 1e3 }
             var peak = "n/a"
-            if case .cuda(let i) = dev { peak = String(format: "%.2f GiB", Double(try CUDA.memoryStats(i).peakAllocated) / 1_073_741_824) }
+            if case .cuda(let i) = dev { peak = GiB.text(try CUDA.memoryStats(i).peakAllocated) }
             print("-- \(label): total \(String(format: "%.1f", median(totals))) ms, \(gaussians) Gaussians, peak \(peak)")
             for name in ["text-to-image", "multiview", "background", "gaussians", "validate", "ply"] where stages[name] != nil {
                 print(String(format: "   %-14@ %9.1f ms", name, median(stages[name]!)))

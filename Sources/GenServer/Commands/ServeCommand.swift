@@ -223,13 +223,13 @@ enum MemoryPlanOption {
             throw ValidationError("--cap-gib caps the CUDA allocator; the device is \(device)")
         }
         let total = try CUDA.memoryStats(index).total
-        let fraction = gib * 1_073_741_824 / Double(total)
+        let fraction = gib * GiB.bytes / Double(total)
         guard fraction <= 1 else {
-            throw ValidationError(String(format: "--cap-gib %.1f exceeds the card's %.1f GiB", gib, Double(total) / 1_073_741_824))
+            throw ValidationError(String(format: "--cap-gib %.1f exceeds the card's %.1f GiB", gib, GiB.value(total)))
         }
         try CUDA.setMemoryFraction(fraction, device: index)
         log(String(format: "allocator capped at %.1f GiB (%.3f of the card)", gib, fraction))
-        return Int64(gib * 1_073_741_824)
+        return Int64(gib * GiB.bytes)
     }
 }
 

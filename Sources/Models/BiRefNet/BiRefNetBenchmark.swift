@@ -53,8 +53,8 @@ public enum BiRefNetBenchmark {
         var memory = "peak memory n/a on CPU"
         if case .cuda(let i) = device {
             let stats = try CUDA.memoryStats(i)
-            memory = String(format: "peak allocated %.2f GiB (weights %.2f GiB)", Double(stats.peakAllocated) / 1_073_741_824,
-                            Double(manifestParameterCount(manifest) * dtype.byteSize) / 1_073_741_824)
+            memory = String(format: "peak allocated %.2f GiB (weights %.2f GiB)", GiB.value(stats.peakAllocated),
+                            GiB.value(Int64(manifestParameterCount(manifest) * dtype.byteSize)))
         }
         let flops = model.backbone.flops(height: size, width: size) + model.backbone.flops(height: size / 2, width: size / 2)
         let backboneMs = fullBackbone + halfBackbone

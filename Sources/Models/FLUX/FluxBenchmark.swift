@@ -71,12 +71,11 @@ public enum FluxBenchmark {
         return samples[samples.count / 2]
     }
 
-    static func gib(_ bytes: Int64) -> String { String(format: "%.2f GiB", Double(bytes) / 1_073_741_824) }
 
     /// "peak X GiB" of the stage just run (CUDA), "" on the CPU.
     static func peak(_ device: Device) throws -> String {
         guard case .cuda(let i) = device else { return "" }
-        return "peak " + gib(try CUDA.memoryStats(i).peakAllocated)
+        return "peak " + GiB.text(try CUDA.memoryStats(i).peakAllocated)
     }
 
     static func resetPeak(_ device: Device) throws {
@@ -88,7 +87,7 @@ public enum FluxBenchmark {
 
     static func allocated(_ device: Device) throws -> String {
         guard case .cuda(let i) = device else { return "" }
-        return gib(try CUDA.memoryStats(i).allocated)
+        return GiB.text(try CUDA.memoryStats(i).allocated)
     }
 
     /// Times T5 (t5Tokens), CLIP (77), the transformer (one step and the whole `steps` loop) and the VAE decode
@@ -127,7 +126,7 @@ public enum FluxBenchmark {
                 config: sizes.transformer, format: format)
             let label = format == .dense ? "\(dtype)" : "fp8"
             rows.append(Row(name: "transformer load (\(label))", milliseconds: 0,
-                            notes: "block Linear weights \(gib(Int64(transformer.blockLinearBytes))), allocated \(try allocated(device))"))
+                            notes: "block Linear weights \(GiB.text(Int64(transformer.blockLinearBytes))), allocated \(try allocated(device))"))
             let pipe = try FluxPipeline(transformer: transformer, vae: vae, schedulerConfig: FlowMatchEulerScheduler.Config())
             for size in sizes.imageSizes {
                 let embeds = FluxPromptEmbeddings(

@@ -253,7 +253,7 @@ struct StageClock {
     private func memoryNote() throws -> String {
         guard case .cuda(let i) = device else { return "" }
         let s = try CUDA.memoryStats(i)
-        return String(format: "peak %.2f GiB", Double(s.peakAllocated) / 1_073_741_824)
+        return "peak " + GiB.text(s.peakAllocated)
     }
 
     private func resetPeak() throws { if case .cuda(let i) = device { try CUDA.resetPeakMemory(i) } }

@@ -136,7 +136,7 @@ public final class BenchRunner {
         if let cudaIndex {
             let peak = (try? CUDA.memoryStats(cudaIndex))?.peakAllocated
             row.peakGPUMemoryBytes = peak
-            row.peakGPUMemory = peak.map { String(format: "%.2f GiB", Double($0) / 1_073_741_824) } ?? "n/a (no stats)"
+            row.peakGPUMemory = peak.map(GiB.text) ?? "n/a (no stats)"
         } else {
             row.peakGPUMemory = "n/a (cpu)"
         }
