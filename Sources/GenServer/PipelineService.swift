@@ -135,9 +135,7 @@ final class PipelineService: GenerationService {
         for (name, v) in [("structure_steps", settings.structureSteps), ("latent_steps", settings.latentSteps)] where !(1...100).contains(v) {
             throw GenerationError.badInput("\(name) must be between 1 and 100, got \(v)")
         }
-        if let g = o.generator, !GeneratorName.all.contains(g.lowercased()) {
-            throw GenerationError.badInput("unknown generator '\(g)' (\(GeneratorName.all.joined(separator: " or ")))")
-        }
+        // The generator's name is checked where the job resolves it (GenerationPipeline.resolve: 400 unknown, 503 not loaded).
         var textRoute: TextRoute? = nil
         if let r = o.textRoute {
             guard let route = TextRoute(rawValue: r.lowercased()) else {
@@ -151,7 +149,7 @@ final class PipelineService: GenerationService {
         return GenerationJob(prompt: prompt, seed: seed, settings: settings,
                              output: SplatOutputOptions(orientation: orientation, includeNormals: defaults.includeNormals),
                              validate: o.validate ?? defaults.validate, minScore: o.minScore ?? defaults.minScore,
-                             timeBudget: o.timeBudget ?? defaults.timeBudget, generator: o.generator?.lowercased(),
+                             timeBudget: o.timeBudget ?? defaults.timeBudget, generator: o.generator,
                              textRoute: textRoute)
     }
 }
