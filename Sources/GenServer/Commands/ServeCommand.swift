@@ -133,7 +133,7 @@ struct ServeCommand: ParsableCommand {
                                    device: deviceList.joined(separator: ","), models: models,
                                    missing: assembled.missing, version: Gen3D.version,
                                    memory: MemoryPlanReport.json(assembled.memoryPlan, resident: assembled.residentSizes,
-                                                                 models: PipelineAssembly.models(generators: try pipeline.models.generation.generators())))
+                                                                 models: PipelineAssembly.models(generators: assembled.pipeline.generatorNames)))
         var defaults = PipelineService.ServiceDefaults()
         defaults.settings = try pipeline.settings()
         defaults.validate = !pipeline.noValidate
