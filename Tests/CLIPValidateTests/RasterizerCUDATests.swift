@@ -40,7 +40,7 @@ final class RasterizerCUDATests: XCTestCase {
     /// Random scenes with culled, faint, huge and needle-thin Gaussians, several cameras of two image sizes (two
     /// launches, results back in camera order), an image size that is not a multiple of 16.
     func testRandomScenesWithMixedCamerasMatchTheCPURasterizer() throws {
-        let splat = try Self.randomScene(seed: 7, count: 3000)
+        let splat = try randomScene(seed: 7, count: 3000)
         let wide = try ValidatorCameras.make(RenderSettings(width: 70, height: 45, thetasDegrees: [0, 215],
                                                             phisDegrees: [-15, -60], radius: 2))
         let square = try ValidatorCameras.make(RenderSettings(width: 33, height: 33, thetasDegrees: [100],
@@ -155,23 +155,6 @@ final class RasterizerCUDATests: XCTestCase {
         let report = try check.run(splat: splat)
         XCTAssertTrue(report.passed, "\(report.cudaVsCPU)")
         XCTAssertGreaterThan(report.cudaMedianSeconds, 0)
-    }
-
-    static func randomScene(seed: UInt64, count n: Int) throws -> PreparedSplat {
-        var rng = SplitMix64(seed: seed)
-        var positions: [Float] = [], colors: [Float] = [], opacities: [Float] = [], scales: [Float] = []
-        var rotations: [Float] = []
-        for i in 0..<n {
-            let spread: Float = i % 50 == 0 ? 4 : 0.8
-            positions += (0..<3).map { _ in rng.uniform(-spread, spread) }
-            colors += (0..<3).map { _ in rng.uniform(-0.2, 1.2) }
-            opacities.append(i % 9 == 0 ? rng.uniform(0, 0.006) : rng.uniform(0, 1))
-            let upper: Float = i % 40 == 0 ? 0.6 : 0.2
-            scales += (0..<3).map { _ in exp(rng.uniform(log(0.002), log(upper))) }
-            rotations += (0..<4).map { _ in rng.uniform(-1, 1) }
-        }
-        return PreparedSplat(unnormalized: try ActivatedSplat(
-            positions: positions, colors: colors, opacities: opacities, scales: scales, rotations: rotations))
     }
 }
 

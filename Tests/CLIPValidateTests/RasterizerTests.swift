@@ -127,21 +127,7 @@ final class RasterizerTests: XCTestCase {
     /// colours outside [0, 1], an image size that is not a multiple of the tile size.
     func testTiledRendererMatchesAPerPixelReference() throws {
         for seed: UInt64 in [17, 18, 19] {
-            var rng = SplitMix64(seed: seed)
-            let n = 400
-            var positions: [Float] = [], colors: [Float] = [], opacities: [Float] = [], scales: [Float] = []
-            var rotations: [Float] = []
-            for i in 0..<n {
-                let spread: Float = i % 50 == 0 ? 4 : 0.8
-                positions += (0..<3).map { _ in rng.uniform(-spread, spread) }
-                colors += (0..<3).map { _ in rng.uniform(-0.2, 1.2) }
-                opacities.append(i % 9 == 0 ? rng.uniform(0, 0.006) : rng.uniform(0, 1))
-                let upper: Float = i % 40 == 0 ? 0.6 : 0.2
-                scales += (0..<3).map { _ in exp(rng.uniform(log(0.002), log(upper))) }
-                rotations += (0..<4).map { _ in rng.uniform(-1, 1) }
-            }
-            let splat = PreparedSplat(unnormalized: try ActivatedSplat(
-                positions: positions, colors: colors, opacities: opacities, scales: scales, rotations: rotations))
+            let splat = try randomScene(seed: seed, count: 400)
             let settings = RenderSettings(width: 70, height: 45, thetasDegrees: [0, 100, 215],
                                           phisDegrees: [-15, 20, -60], radius: 2)
             let cameras = try ValidatorCameras.make(settings)

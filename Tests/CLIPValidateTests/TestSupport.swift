@@ -1,3 +1,4 @@
+import CLIPValidate
 import Foundation
 import PLY
 import XCTest
@@ -80,4 +81,23 @@ enum PPM {
         data.append(contentsOf: rgb)
         try data.write(to: URL(fileURLWithPath: path))
     }
+}
+
+/// A scene that exercises the rasterizers: mostly small Gaussians near the origin, a few far out or large, some
+/// below the opacity cut-off, unnormalised rotations.
+func randomScene(seed: UInt64, count n: Int) throws -> PreparedSplat {
+    var rng = SplitMix64(seed: seed)
+    var positions: [Float] = [], colors: [Float] = [], opacities: [Float] = [], scales: [Float] = []
+    var rotations: [Float] = []
+    for i in 0..<n {
+        let spread: Float = i % 50 == 0 ? 4 : 0.8
+        positions += (0..<3).map { _ in rng.uniform(-spread, spread) }
+        colors += (0..<3).map { _ in rng.uniform(-0.2, 1.2) }
+        opacities.append(i % 9 == 0 ? rng.uniform(0, 0.006) : rng.uniform(0, 1))
+        let upper: Float = i % 40 == 0 ? 0.6 : 0.2
+        scales += (0..<3).map { _ in exp(rng.uniform(log(0.002), log(upper))) }
+        rotations += (0..<4).map { _ in rng.uniform(-1, 1) }
+    }
+    return PreparedSplat(unnormalized: try ActivatedSplat(
+        positions: positions, colors: colors, opacities: opacities, scales: scales, rotations: rotations))
 }
