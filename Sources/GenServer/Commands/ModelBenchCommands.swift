@@ -107,23 +107,19 @@ struct PipelineBench: ParsableCommand {
             let presets: [(String, GaussianSettings)] = g == GeneratorName.lgm ? [("30 DDIM steps", .quality)]
                 : fastOnly ? [("fast 12/12", .fast)] : [("fast 12/12", .fast), ("quality 25/25", .quality)]
             for (label, settings) in presets {
-                if plan.loadsTextToImage {
-                    cases.append(("\(g) \(label), text via flux", GenerationJob(prompt: text, settings: settings, validate: false,
-                                                                           generator: g, textRoute: .flux)))
+                // The gate runs once per job (random scorers: any score passes, no retry), so its time and memory count.
+                func job(_ prompt: Prompt, _ route: TextRoute?) -> GenerationJob {
+                    GenerationJob(prompt: prompt, settings: settings, validate: !noValidate, minScore: 0, maxAttempts: 1,
+                                  generator: g, textRoute: route)
                 }
+                if plan.loadsTextToImage { cases.append(("\(g) \(label), text via flux", job(text, .flux))) }
                 if assembled.pipeline.directText[g] != nil {
-                    cases.append(("\(g) \(label), text via mvdream", GenerationJob(prompt: text, settings: settings, validate: false,
-                                                                              generator: g, textRoute: .mvdream)))
+                    cases.append(("\(g) \(label), text via mvdream", job(text, .mvdream)))
                 }
-                cases.append(("\(g) \(label), image", GenerationJob(prompt: picture, settings: settings, validate: false, generator: g)))
+                cases.append(("\(g) \(label), image", job(picture, nil)))
             }
         }
         for (label, template) in cases {
-            // The gate runs once per job (random scorers: any score passes, no retry), so its time and memory count.
-            var template = template
-            template.validate = !noValidate
-            template.minScore = 0
-            template.maxAttempts = 1
             var stages: [String: [Double]] = [:]
             var totals: [Double] = []
             var gaussians = 0
