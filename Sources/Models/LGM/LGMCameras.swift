@@ -42,27 +42,35 @@ public enum LGMRays {
 
     /// `core.utils.get_rays` + Plücker: [6, size, size] float32 = (o x d, d) per pixel, with
     /// d = normalize(((x - W/2 + 0.5)/f, -(y - H/2 + 0.5)/f, -1) R^T), f = H / (2 tan(fovy/2)), o = camera position.
+    /// Computed per pixel in Double on the host and rounded once to float32: no BLAS call, reduction or thread pool
+    /// is on this path, so the rays are the same bits on every run, thread count and CPU (validators audit
+    /// regenerations). A torch matmul + sum here gave rays that differed between runs on one machine.
     public static func plucker(pose: [[Float]], size: Int, fovy: Double, device: Device = .cpu) throws -> Tensor {
-        guard size > 0, pose.count >= 3, pose.allSatisfy({ $0.count == 4 }) else {
-            throw LGMError("rays need a positive size and a 4x4 pose, got size \(size) and a \(pose.count)-row pose")
+        guard size > 0, size <= 8192, pose.count >= 3, pose.prefix(3).allSatisfy({ $0.count == 4 }) else {
+            throw LGMError("rays need a size in 1...8192 and a 4x4 pose, got size \(size) and a \(pose.count)-row pose")
         }
         let focal = Double(size) * 0.5 / tan(0.5 * fovy * Double.pi / 180)
         let half = Double(size) * 0.5
-        let coords = try Tensor.arange(0, Double(size), dtype: .int64)
-        let x = try coords.view([1, size]).expand([size, size]).reshape([-1])
-        let y = try coords.view([size, 1]).expand([size, size]).reshape([-1])
-        // The reference's int64 - float promotes to float32 and keeps each step in float32.
-        let dx = try (x.to(.float32) - half + 0.5) / focal
-        let dy = try (y.to(.float32) - half + 0.5) / focal * -1.0
-        let dirs = try Tensor.stack([dx, dy, Tensor.full([size * size], value: -1)], dim: -1)  // [hw, 3]
-        let rotation = try Tensor(pose.prefix(3).flatMap { $0.prefix(3) }, shape: [3, 3])
-        let d = try dirs.matmul(rotation.transpose(0, 1))
-        let direction = try d / d.square().sum([-1], keepDim: true).clamp(min: 1e-20).sqrt()
-        let origin = try Tensor(pose.prefix(3).map { $0[3] }, shape: [1, 3]).expand([size * size, 3])
-        let o = try origin.unbind(1), v = try direction.unbind(1)
-        let moment = try Tensor.stack([o[1] * v[2] - o[2] * v[1], o[2] * v[0] - o[0] * v[2], o[0] * v[1] - o[1] * v[0]],
-                                      dim: -1)
-        return try Tensor.cat([moment, direction], dim: -1).view([size, size, 6]).permute([2, 0, 1]).contiguous().to(device)
+        let r = pose.prefix(3).map { row in row.prefix(3).map(Double.init) }
+        let o = pose.prefix(3).map { Double($0[3]) }
+        let plane = size * size
+        var values = [Float](repeating: 0, count: 6 * plane)
+        for row in 0..<size {
+            let dy = -(Double(row) - half + 0.5) / focal
+            for column in 0..<size {
+                let dx = (Double(column) - half + 0.5) / focal
+                var d = (0..<3).map { k in dx * r[k][0] + dy * r[k][1] - r[k][2] }
+                let norm = max((d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).squareRoot(), 1e-10)
+                d = d.map { $0 / norm }
+                let moment = [o[1] * d[2] - o[2] * d[1], o[2] * d[0] - o[0] * d[2], o[0] * d[1] - o[1] * d[0]]
+                let pixel = row * size + column
+                for k in 0..<3 {
+                    values[k * plane + pixel] = Float(moment[k])
+                    values[(k + 3) * plane + pixel] = Float(d[k])
+                }
+            }
+        }
+        return try Tensor(values, shape: [6, size, size]).to(device)
     }
 
     /// `LGM.prepare_default_rays(elevation)`: [4, 6, input_size, input_size] float32.

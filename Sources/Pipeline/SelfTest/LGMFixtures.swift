@@ -7,10 +7,13 @@ import TorchShim
 /// Self-test handlers of the LGM family: LGM itself (input assembly, U-Net, Gaussians, PLY), the multi-view U-Net and
 /// the end-to-end multi-view pipeline, each loaded with its production loader. Both cases of the U-Net and the pipeline
 /// run: ImageDream (shared/fixtures/lgm) and MVDream's text path (Tests/ModelsTests/Resources/mvdream_text).
-/// Tolerances (fixture README, fp32 CPU): ~1e-5 expected on network outputs, ~1e-4 on the pipeline's latents and
-/// images, anything above 1e-3 is a real difference. Asserted: cameras/rays/input 1e-5, networks 1e-4, pipeline 1e-3
-/// on latents after the 3 steps and the decoded images (the README's bound for a real difference), PLY fields 1e-5.
+/// Tolerances rest on the fixture README's measured spread: its expected values are float64 rounded to float32, and
+/// fp32 implementations (PyTorch's and ours) under default threads, 1 thread, MKL AVX2 and SSE4_2 stay within 4e-5 on
+/// network outputs and 1.3e-4 on the pipeline's step latents (values up to ~47); above 1e-3 is a real difference.
+/// Asserted: rays 1e-6 (computed in Double and rounded once, measured 1.3e-23), cameras and input 1e-5 (fp32
+/// normalisation, measured 4.8e-7), networks 1e-4, pipeline latents and images 1e-3, PLY fields 1e-5.
 public enum LGMFixtures {
+    public static let raysTolerance = 1e-6
     public static let inputTolerance = 1e-5
     public static let networkTolerance = 1e-4
     public static let pipelineTolerance = 1e-3
@@ -41,7 +44,7 @@ public enum LGMFixtures {
         out.append(try .compare("cam_poses", got: Tensor(poses.flatMap { $0.flatMap { $0 } }, shape: [4, 4, 4]),
                                 expected: io.tensor("inter.cam_poses"), atol: inputTolerance))
         let rays = try LGMRays.defaultRays(elevation: 0, config: config)
-        out.append(try .compare("rays_plucker", got: rays, expected: io.tensor("inter.rays_plucker"), atol: inputTolerance))
+        out.append(try .compare("rays_plucker", got: rays, expected: io.tensor("inter.rays_plucker"), atol: raysTolerance))
         let views = try LGMInput.fromPipelineViews(io.tensor("input.pipeline_views"))
         let images = try LGMInput.assemble(views: views, rays: rays, inputSize: config.inputSize)
         out.append(try .compare("images", got: images, expected: io.tensor("input.images"), atol: inputTolerance))
