@@ -28,22 +28,22 @@ struct SelfTestCommand: ParsableCommand {
             runner.handlers.keys.sorted().forEach { print($0) }
             return
         }
-        var failed = 0, total = 0
+        var passed = 0, failed = 0, emptyFolders = 0
         for folder in fixtures {
             let dir = URL(fileURLWithPath: folder)
             var cases = try runner.discover(dir)
             if let filter { cases = cases.filter { $0.stem.contains(filter) } }
-            if cases.isEmpty { print("\(folder): no cases found"); failed += 1 }
+            if cases.isEmpty { print("\(folder): no cases found"); emptyFolders += 1 }
             for c in cases {
-                total += 1
                 let r = runner.run(c)
                 print(String(format: "%@ %@ (%@) %.2fs", r.passed ? "PASS" : "FAIL", c.label, c.className, r.seconds))
                 for cmp in r.comparisons { print("    \(cmp)") }
                 if let e = r.error { print("    error: \(e)") }
-                if !r.passed { failed += 1 }
+                if r.passed { passed += 1 } else { failed += 1 }
             }
         }
-        print("\(total - failed) passed, \(failed) failed")
-        if failed > 0 { throw ExitCode(1) }
+        // A folder without cases is a mistake in the command line, not a case: it fails the run but is not counted.
+        print("\(passed) passed, \(failed) failed" + (emptyFolders > 0 ? " (\(emptyFolders) folders had no cases)" : ""))
+        if failed > 0 || emptyFolders > 0 { throw ExitCode(1) }
     }
 }
