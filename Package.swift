@@ -55,11 +55,14 @@ let package = Package(
         // Rasterizer, validator cameras and checks, scorers, gate.
         .target(name: "CLIPValidate", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "Tokenizers"],
                 swiftSettings: strict),
-        // Stages, configuration, fixture runner (selftest), pipeline assembly.
+        // Oracle fixture cases and the runner behind `gen3d selftest` and the parity tests: diagnostics, not runtime.
+        .target(name: "Fixtures", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
+                                                 "Tokenizers", "Pipeline"], swiftSettings: strict),
+        // Stages, configuration, pipeline assembly.
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
                                                  "ModelStore", "Tokenizers", "HTTPServer"], swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
+            "Pipeline", "Fixtures", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -71,7 +74,7 @@ let package = Package(
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Resources")],
                     swiftSettings: strict),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], exclude: ["Resources"],
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Fixtures", "Pipeline"], exclude: ["Resources"],
                     swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer"], swiftSettings: strict),

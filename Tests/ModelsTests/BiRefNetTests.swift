@@ -2,6 +2,7 @@ import Foundation
 import Imaging
 @testable import Models
 import NN
+import Fixtures
 import Pipeline
 import TorchShim
 import XCTest

@@ -1,6 +1,6 @@
 import Foundation
 import NN
-import Pipeline
+import Fixtures
 import TorchShim
 import XCTest
 

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import Models
 import NN
-import Pipeline
+import Fixtures
 import TorchShim
 
 /// FLUX.1-schnell parity against shared/fixtures/flux (diffusers 0.42.1 / transformers 5.24, fp32 CPU) and the

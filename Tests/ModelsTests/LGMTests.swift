@@ -4,6 +4,7 @@ import XCTest
 import NN
 import Imaging
 import PLY
+import Fixtures
 import Pipeline
 import TorchShim
 

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import Models
 import NN
-import Pipeline
+import Fixtures
 import TorchShim
 
 enum MVDreamTextFixturePaths {

@@ -3,7 +3,7 @@ import XCTest
 import CLIPValidate
 import Models
 import NN
-import Pipeline
+import Fixtures
 import Tokenizers
 import TorchShim
 

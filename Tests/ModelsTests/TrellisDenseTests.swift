@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import Models
 import NN
-import Pipeline
+import Fixtures
 import TorchShim
 
 /// Parity of the dense TRELLIS networks and DINOv2 with the oracle fixtures (fixtures/trellis/README.md).

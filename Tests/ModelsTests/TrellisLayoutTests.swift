@@ -1,7 +1,7 @@
 import Foundation
 @testable import Models
 import NN
-import Pipeline
+import Fixtures
 import TorchShim
 import XCTest
 

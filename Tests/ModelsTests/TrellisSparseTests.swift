@@ -2,7 +2,7 @@ import Foundation
 import Models
 import NN
 import PLY
-import Pipeline
+import Fixtures
 import TorchShim
 import XCTest
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Fixtures
 import TorchShim
 
 struct SelfTestCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Pipeline
 import NN
 import PLY
 import TorchShim

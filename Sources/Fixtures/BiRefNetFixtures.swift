@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Models
+import Pipeline
 import NN
 import TorchShim
 
