@@ -60,23 +60,29 @@ let package = Package(
                                                  "Tokenizers", "Pipeline"], swiftSettings: strict),
         // Stages, configuration, pipeline assembly.
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
-                                                 "ModelStore", "Tokenizers", "HTTPServer"], swiftSettings: strict),
+                                                 "ModelStore", "Tokenizers"], swiftSettings: strict),
+        // Benchmarks, random-weight timing pipelines, the readiness client and bench reports: diagnostics that
+        // runtime targets never import.
+        .target(name: "Diagnostics", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
+                                                    "ModelStore", "Tokenizers", "HTTPServer", "Pipeline"],
+                swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "Fixtures", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
+            "Pipeline", "Fixtures", "Diagnostics", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
         .testTarget(name: "TorchShimTests", dependencies: ["TorchShim"], exclude: ["Resources"], swiftSettings: strict),
-        .testTarget(name: "PLYTests", dependencies: ["PLY"], swiftSettings: strict),
+        .testTarget(name: "PLYTests", dependencies: ["PLY", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")],
                     swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Resources")],
                     swiftSettings: strict),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Fixtures", "Pipeline"], exclude: ["Resources"],
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Fixtures", "Pipeline", "Diagnostics"], exclude: ["Resources"],
                     swiftSettings: strict),
-        .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim", "Diagnostics"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer", "Diagnostics"], swiftSettings: strict),
+        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Pipeline", "HTTPServer"], swiftSettings: strict),
     ]
 )

@@ -20,7 +20,7 @@ public final class ValidatorLPIPS {
     }
 
     /// (output channels, kernel, stride, padding, max-pool before) of torchvision AlexNet's five convolutions.
-    static let alexnet: [(index: Int, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, poolBefore: Bool)] = [
+    package static let alexnet: [(index: Int, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, poolBefore: Bool)] = [
         (0, 3, 64, 11, 4, 2, false), (3, 64, 192, 5, 1, 2, true), (6, 192, 384, 3, 1, 1, true),
         (8, 384, 256, 3, 1, 1, false), (10, 256, 256, 3, 1, 1, false),
     ]

@@ -1,9 +1,14 @@
 /// Where each Gaussian field sits in a row of floats laid out in 3DGS PLY order:
 /// `x y z [nx ny nz] f_dc_0..2 [f_rest_*] opacity scale_0..2 rot_0..3`.
 /// The writer emits rows in exactly this order; the reader gathers any file into it.
-struct GaussianLayout: Equatable {
+package struct GaussianLayout: Equatable {
     let hasNormals: Bool
     let shDegree: Int
+
+    package init(hasNormals: Bool, shDegree: Int) {
+        self.hasNormals = hasNormals
+        self.shDegree = shDegree
+    }
 
     var restCount: Int { GaussianSplat.restCount(degree: shDegree) }
     var positionColumn: Int { 0 }

@@ -44,7 +44,7 @@ public struct PLYWriter: Sendable {
         return text
     }
 
-    func layout(for splat: GaussianSplat) throws -> GaussianLayout {
+    package func layout(for splat: GaussianSplat) throws -> GaussianLayout {
         let degree = shDegree ?? splat.shDegree
         guard (0...3).contains(degree) else { throw PLYError.invalidOptions("SH degree \(degree) is outside 0...3") }
         return GaussianLayout(hasNormals: includeNormals ?? (splat.normals != nil), shDegree: degree)
@@ -61,7 +61,7 @@ public struct PLYWriter: Sendable {
     }
 
     /// Encodes a splat that already passed `validateLayout()`.
-    static func encodeValidated(_ splat: GaussianSplat, layout: GaussianLayout) -> Data {
+    package static func encodeValidated(_ splat: GaussianSplat, layout: GaussianLayout) -> Data {
         let headerBytes = Array(header(count: splat.count, layout: layout).utf8)
         let rowBytes = layout.columnCount * MemoryLayout<Float>.size
         let total = headerBytes.count + splat.count * rowBytes

@@ -27,7 +27,6 @@ public struct AssemblyOptions {
     public var textRoute: TextRoute
     /// Timing mode: every model at its real size with RANDOM weights from the manifests in this folder (TRELLIS's,
     /// and BiRefNet's `manifest_BiRefNet_general.json`). Nothing it outputs is meaningful.
-    public var randomWeightsManifests: URL?
     /// How the models share the GPU (nil: chosen from the card's size).
     public var memoryPlan: MemoryPlan?
 
@@ -67,6 +66,17 @@ public struct AssembledPipeline {
     public var memoryPlan: MemoryPlan
     /// Measured GPU memory of each model as it loaded (empty on the CPU).
     public var residentSizes: ResidentSizes
+
+    public init(pipeline: GenerationPipeline, name: String, isSmoke: Bool, loaded: [String: String], missing: [String],
+                memoryPlan: MemoryPlan, residentSizes: ResidentSizes) {
+        self.pipeline = pipeline
+        self.name = name
+        self.isSmoke = isSmoke
+        self.loaded = loaded
+        self.missing = missing
+        self.memoryPlan = memoryPlan
+        self.residentSizes = residentSizes
+    }
 }
 
 /// Builds the generation pipeline from the models that are present: real weights from the model store where
@@ -94,12 +104,6 @@ public enum PipelineAssembly {
         let notAdmitted = dropped.map(plan.notAdmitted)
         var options = options
         options.generators = admitted
-        if let dir = options.randomWeightsManifests {
-            var random = try RandomRealSizePipeline.build(manifests: dir, device: options.device, fluxSize: options.fluxSize,
-                                                          generators: options.generators, textRoute: options.textRoute, plan: plan)
-            random.missing += notAdmitted
-            return random
-        }
         let report = store.check(models: models(generators: options.generators))
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
             + notAdmitted

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Diagnostics
 import CLIPValidate
 import Imaging
 import Models

@@ -6,6 +6,7 @@ import Fixtures
 import Pipeline
 import TorchShim
 import XCTest
+import Diagnostics
 
 /// BiRefNet against the oracle fixtures (fixtures/birefnet/README.md), through the same handlers as
 /// `gen3d selftest`. Tolerances (README, fp32): backbone/encoder atol 1e-4 rtol 1e-4, decoder intermediates

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Diagnostics
 @testable import Models
 import NN
 import Imaging

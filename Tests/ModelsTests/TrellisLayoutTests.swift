@@ -4,6 +4,7 @@ import NN
 import Fixtures
 import TorchShim
 import XCTest
+import Diagnostics
 
 /// The coordinate-derived structures built with tensor ops (layout checks, derived layouts, window runs for the
 /// variable-length attention kernel) and the precomputed cross-attention keys/values, on CPU against plain

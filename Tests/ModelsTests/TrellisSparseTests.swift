@@ -5,6 +5,7 @@ import PLY
 import Fixtures
 import TorchShim
 import XCTest
+import Diagnostics
 
 /// Parity tests of the sparse half of TRELLIS against the official-code oracle (fixtures/trellis, fp32 CPU).
 /// Tolerances (fixture README): single network atol 1e-4 + rtol 1e-4; sampler outputs atol 1e-3; coordinates and

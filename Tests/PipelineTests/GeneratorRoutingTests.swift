@@ -6,6 +6,7 @@ import PLY
 import TorchShim
 import XCTest
 @testable import Pipeline
+import Diagnostics
 
 /// Several generators in one pipeline: the per-job choice of generator and text route, and the errors for choices
 /// that cannot run here. Fake stages record what ran; the last test runs the real MVDream -> LGM stage at tiny size.

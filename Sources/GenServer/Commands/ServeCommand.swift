@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import ModelStore
 import Pipeline
+import Diagnostics
 import TorchShim
 
 /// Which device and which weights: shared by `serve`, `generate` and `bench`.
@@ -42,8 +43,10 @@ struct ModelOptions: ParsableArguments {
         var options = AssemblyOptions(device: device, modelsDirectories: modelsDirs, smokeDirectory: smokeURL,
                                       forceSmoke: smoke, requireReal: requireReal, fluxSize: fluxSize, fluxFloat8: fluxFP8,
                                       generators: try generation.generators(), textRoute: try generation.route())
-        options.randomWeightsManifests = randomWeights.map { URL(fileURLWithPath: $0) }
         options.memoryPlan = try generation.plan(for: device)
+        if let randomWeights {
+            return try RandomRealSizePipeline.build(options, manifests: URL(fileURLWithPath: randomWeights))
+        }
         return try PipelineAssembly.build(options, store: ModelStore(modelsDirectories: modelsDirs))
     }
 }

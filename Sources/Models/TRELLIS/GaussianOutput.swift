@@ -144,7 +144,7 @@ public struct TrellisGaussians {
     /// [M, 1, 3].
     public func activatedFeaturesDC() throws -> Tensor { featuresDC }
 
-    func rotationWithBias() throws -> Tensor {
+    package func rotationWithBias() throws -> Tensor {
         try rotation + Tensor([Float(1), 0, 0, 0]).to(rotation.device)
     }
 
@@ -216,9 +216,9 @@ private final class HostBufferOwner {}
 /// from off-diagonal sums relative to the largest, re-normalised; so the largest-magnitude component is positive).
 /// Replicating the float32 matrix matters: the sqrt extraction turns one float32 rounding of M into up to ~2e-4 in a
 /// component near zero, so a more exact formula (q_R ⊗ q) differs from the reference file by more than 1e-4.
-enum GaussianOutputRotation {
+package enum GaussianOutputRotation {
     /// q: [M, 4] float32 (w, x, y, z), not necessarily unit. Returns [M, 4] float32.
-    static func savePlyQuaternions(_ q: Tensor, orientation: GaussianOrientation) throws -> Tensor {
+    package static func savePlyQuaternions(_ q: Tensor, orientation: GaussianOrientation) throws -> Tensor {
         let c = try q.unbind(1)
         // numpy's float32 sqrt is correctly rounded; libtorch's vectorised CPU one can be 1 ulp off. sqrt in float64
         // rounded to float32 is the correctly rounded float32 sqrt.

@@ -215,10 +215,10 @@ public final class SLatFlowModel {
     }
 
     /// Time embedding [B, C] in the torso dtype.
-    func timeEmbedding(_ t: Tensor) throws -> Tensor { try tEmbedder(t.to(device, dtype: .float32)).to(dtype) }
+    package func timeEmbedding(_ t: Tensor) throws -> Tensor { try tEmbedder(t.to(device, dtype: .float32)).to(dtype) }
 
     /// Input layer and input res blocks (down to the coarse voxels); returns the skip features of every block.
-    func encode(_ x: SparseTensor, tEmb: Tensor, capture: SLatCapture?) throws -> (SparseTensor, [Tensor]) {
+    package func encode(_ x: SparseTensor, tEmb: Tensor, capture: SLatCapture?) throws -> (SparseTensor, [Tensor]) {
         var h = try x.replacing(inputLayer(x.feats.to(device, dtype: .float32)).to(dtype))
         capture?("input_layer.feats", h.feats)
         var skips: [Tensor] = []
@@ -240,7 +240,7 @@ public final class SLatFlowModel {
     }
 
     /// Out res blocks with skip connections (back to the fine voxels), final norm and output layer (float32).
-    func decode(_ coarse: SparseTensor, skips: [Tensor], tEmb: Tensor, capture: SLatCapture?) throws -> SparseTensor {
+    package func decode(_ coarse: SparseTensor, skips: [Tensor], tEmb: Tensor, capture: SLatCapture?) throws -> SparseTensor {
         var h = coarse
         for (i, (block, skip)) in zip(outBlocks, skips.reversed()).enumerated() {
             let input = config.useSkipConnection ? try h.replacing(Tensor.cat([h.feats, skip], dim: 1)) : h
@@ -253,7 +253,7 @@ public final class SLatFlowModel {
     }
 
     /// Position embedding + transformer blocks on the coarse voxels, run packed as [B, L, C].
-    func transformer(_ h: SparseTensor, tEmb: Tensor, condition: SLatFlowCondition, capture: SLatCapture?) throws -> SparseTensor {
+    package func transformer(_ h: SparseTensor, tEmb: Tensor, condition: SLatFlowCondition, capture: SLatCapture?) throws -> SparseTensor {
         let pos = try absolutePositionEmbedding(coords: h.coords.narrow(1, start: 1, length: 3),
                                                 channels: config.modelChannels).to(dtype)
         let packing = try h.layout.batchPacking()

@@ -10,11 +10,11 @@ import TorchShim
 /// over [num_windows, max_len] slots with a key mask elsewhere. Measured on an H100 (PyTorch fp16, 20K blob-shell
 /// voxels, 768 channels, 12 heads): ~145 windows of up to ~350 voxels (mean ~135); the padded call incl.
 /// scatter/gather took 0.65 ms vs 11 ms for a loop of per-window calls, with ~4x the exact attention FLOPs.
-final class SparseWindowPartition {
+package final class SparseWindowPartition {
     let windowSize: Int
     let shift: Int
-    let windowCount: Int
-    let maxLength: Int
+    package let windowCount: Int
+    package let maxLength: Int
     /// [N] int64: the voxel rows sorted by window (stable), i.e. sorted position -> row.
     let order: Tensor
     /// [N] int64: row -> sorted position (the inverse permutation of `order`).
@@ -75,7 +75,7 @@ final class SparseWindowPartition {
 }
 
 extension SparseLayout {
-    func windowPartition(size: Int, shift: Int) throws -> SparseWindowPartition {
+    package func windowPartition(size: Int, shift: Int) throws -> SparseWindowPartition {
         try cached("window\(size)_\(shift)") { try SparseWindowPartition(layout: self, windowSize: size, shift: shift) }
     }
 
@@ -95,7 +95,7 @@ public enum SparseAttention {
     /// Why FlashAttention was turned off at run time (its first failure other than running out of memory), if it was.
     nonisolated(unsafe) public internal(set) static var flashFailure: String?
 
-    static func flash(_ t: Tensor) -> Bool {
+    package static func flash(_ t: Tensor) -> Bool {
         useFlashAttention && FlashAttention.supports(device: t.device, dtype: t.dtype, headSize: t.size(t.ndim - 1))
     }
 

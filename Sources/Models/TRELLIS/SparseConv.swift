@@ -8,7 +8,7 @@ import TorchShim
 /// land inside the grid, so no clamping or validity mask is needed). All batched tensor ops on the layout's device:
 /// one index_put to fill the grid, one gather of N x 27 cells. Built once per voxel set and shared by every
 /// submanifold convolution on it.
-final class SparseNeighbourMap {
+package final class SparseNeighbourMap {
     static let kernelVolume = 27
     /// Largest dense grid we agree to allocate (cells over all batch items).
     static let maxGridCells = 1 << 28
@@ -55,7 +55,7 @@ final class SparseNeighbourMap {
 }
 
 extension SparseLayout {
-    func neighbourMap() throws -> SparseNeighbourMap {
+    package func neighbourMap() throws -> SparseNeighbourMap {
         try cached("submanifold3") { try SparseNeighbourMap(layout: self) }
     }
 }
@@ -119,8 +119,8 @@ public struct SparseSubMConv3d {
 }
 
 /// The coarse voxel set of a 2x downsampling and the map from fine rows to coarse rows.
-final class SparseDownsampling {
-    let coarse: SparseLayout
+package final class SparseDownsampling {
+    package let coarse: SparseLayout
     /// [N_fine] int64: coarse row of each fine voxel.
     let fineToCoarse: Tensor
 
@@ -168,7 +168,7 @@ final class SparseUpsampling {
 }
 
 extension SparseLayout {
-    func downsampling2() throws -> SparseDownsampling {
+    package func downsampling2() throws -> SparseDownsampling {
         try cached("downsample2") { try SparseDownsampling(fine: self) }
     }
 }

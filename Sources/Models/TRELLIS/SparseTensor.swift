@@ -206,7 +206,7 @@ public struct SparseTensor {
 
 /// Full attention per batch item through one fused SDPA call: rows are packed into [B, Lmax, C] (a view when all
 /// batch items have the same number of voxels, as in classifier-free guidance), with a key mask for padding.
-final class SparseBatchPacking {
+package final class SparseBatchPacking {
     let batchSize: Int
     let maxLength: Int
     /// Row -> slot in [B * Lmax] (nil when the packing is a plain view).
@@ -255,7 +255,7 @@ final class SparseBatchPacking {
 
 extension SparseLayout {
     /// The dense [B, Lmax, C] packing used by full attention (and the SLat flow's transformer stack).
-    func batchPacking() throws -> SparseBatchPacking {
+    package func batchPacking() throws -> SparseBatchPacking {
         try cached("batchPacking") { try SparseBatchPacking(layout: self) }
     }
 }
@@ -265,6 +265,6 @@ extension Tensor {
     /// (a Double scalar would promote an integer tensor to floating point).
     func intScalar(_ v: Int) throws -> Tensor { try Tensor.full([], value: Double(v), dtype: dtype, device: device) }
     func addingInt(_ v: Int) throws -> Tensor { try self + intScalar(v) }
-    func multipliedInt(_ v: Int) throws -> Tensor { try self * intScalar(v) }
-    func floorDividedInt(_ v: Int) throws -> Tensor { try floorDivide(intScalar(v)) }
+    package func multipliedInt(_ v: Int) throws -> Tensor { try self * intScalar(v) }
+    package func floorDividedInt(_ v: Int) throws -> Tensor { try floorDivide(intScalar(v)) }
 }

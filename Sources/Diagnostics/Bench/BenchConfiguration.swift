@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 
 /// Which kind of prompt a configuration serves: text (legacy route: front end + 3D) or image (Competition 0: 3D only).

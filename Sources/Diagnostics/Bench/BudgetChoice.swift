@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 
 /// The time a validator allows per request, and the safety margin kept below it.

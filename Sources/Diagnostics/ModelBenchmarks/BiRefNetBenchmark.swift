@@ -1,3 +1,4 @@
+import Models
 import Foundation
 import NN
 import TorchShim
@@ -5,7 +6,6 @@ import TorchShim
 /// Real-size timing of BiRefNet on one image with random weights at the checkpoint's keys and shapes
 /// (the work equals that of the trained model; the mask means nothing).
 public enum BiRefNetBenchmark {
-    public typealias BenchmarkRow = NN.BenchmarkRow
 
     /// - manifestPath: `manifest_BiRefNet_general.json` (keys and shapes of the full model).
     /// - size: the square input side (1024 as the general model runs).

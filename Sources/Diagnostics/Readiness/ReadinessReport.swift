@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 
 /// How one request ended.

@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 
 /// Why a benchmark or readiness run could not start or could not write its output.

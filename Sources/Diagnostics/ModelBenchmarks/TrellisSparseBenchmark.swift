@@ -1,3 +1,4 @@
+import Models
 import Foundation
 import NN
 import TorchShim
@@ -6,7 +7,6 @@ import TorchShim
 /// one SLat flow sampler step (CFG batch 2 and unguided batch 1, with the encode / transformer / decode split),
 /// the Gaussian decoder, and the conversion to a `GaussianSplat`. Voxels: a random blob-like shell in 64^3.
 public enum TrellisSparseBenchmark {
-    public typealias BenchmarkRow = NN.BenchmarkRow
 
     public static let flowManifest = "manifest_slat_flow_img_dit_L_64l8p2_fp16.json"
     public static let decoderManifest = "manifest_slat_dec_gs_swin8_B_64l8gs32_fp16.json"

@@ -4,6 +4,7 @@ import PLY
 import TorchShim
 import XCTest
 @testable import Pipeline
+@testable import Diagnostics
 
 /// The package root: the folder above this file that holds assets/smoke.
 func benchPackageRoot(file: String = #filePath) throws -> URL {

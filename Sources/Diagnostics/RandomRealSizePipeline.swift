@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 import Imaging
 import Models
@@ -200,6 +201,17 @@ public enum RandomRealSizePipeline {
     /// `plan` says, with each model's measured GPU size. `dir` holds the manifests of fixtures/trellis, BiRefNet's
     /// `manifest_BiRefNet_general.json` and, for LGM, those of fixtures/lgm. `withValidator` adds the gate with random
     /// scorers (`microbench pipeline` runs it once per job for its time and memory).
+    /// `serve --random-weights DIR`: the generators the memory plan admits, each at its real size with random weights;
+    /// the ones it leaves out are listed as missing, as `PipelineAssembly.build` lists them.
+    public static func build(_ options: AssemblyOptions, manifests dir: URL) throws -> AssembledPipeline {
+        let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
+        let (admitted, dropped) = plan.admit(generators: options.generators)
+        var random = try build(manifests: dir, device: options.device, fluxSize: options.fluxSize, generators: admitted,
+                               textRoute: options.textRoute, plan: plan)
+        random.missing += dropped.map(plan.notAdmitted)
+        return random
+    }
+
     public static func build(manifests dir: URL, device: Device, targetVoxels: Int = 20_000, fluxSize: Int = 512,
                              generators: [String] = [GeneratorName.trellis], textRoute: TextRoute = .flux,
                              plan: MemoryPlan? = nil, withValidator: Bool = false) throws -> AssembledPipeline {

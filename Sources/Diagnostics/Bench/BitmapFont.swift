@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 
 /// A 5x7 bitmap font (upper-case letters, digits, common punctuation) for labelling charts without a font

@@ -1,3 +1,4 @@
+import Models
 import Dispatch
 import Foundation
 import NN
@@ -10,7 +11,6 @@ import TorchShim
 /// Keys and shapes come from the full-size manifests in `manifestDir` (fixtures/trellis); DINOv2-L's are built
 /// from its config. With `tinyConfigs` the fixture's tiny configurations are used instead (a CPU smoke run).
 public enum TrellisDenseBenchmark {
-    public typealias BenchmarkRow = NN.BenchmarkRow
 
     /// `facebook/dinov2-with-registers-large` (= torch-hub dinov2_vitl14_reg): 1024 wide, 24 layers, 16 heads.
     public static let dinov2LargeRegisters = DINOv2.Config(hiddenSize: 1024, numHiddenLayers: 24, numAttentionHeads: 16,

@@ -1,6 +1,7 @@
 import TorchShim
 import XCTest
 @testable import Pipeline
+@testable import Diagnostics
 
 /// The timing harness's stand-in structure: a surface-like shell of about the asked size, in the decoder's order.
 final class RandomRealSizeTests: XCTestCase {

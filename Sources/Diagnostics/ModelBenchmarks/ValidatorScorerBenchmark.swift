@@ -1,3 +1,4 @@
+import CLIPValidate
 import Dispatch
 import Foundation
 import Models
@@ -9,7 +10,6 @@ import TorchShim
 /// quality head on 16 views at 518 px, SSIM and LPIPS over 16 view pairs, and the whole verdict.
 /// `tiny` swaps in the fixtures' tiny model configurations and small views (a CPU smoke run; 8 views, the fewest the KNN filter takes with room).
 public enum ValidatorScorerBenchmark {
-    public typealias BenchmarkRow = NN.BenchmarkRow
 
     /// `facebook/dinov2-small`.
     public static let dinov2Small = DINOv2.Config(hiddenSize: 384, numHiddenLayers: 12, numAttentionHeads: 6)

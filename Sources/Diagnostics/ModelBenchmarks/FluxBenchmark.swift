@@ -1,3 +1,4 @@
+import Models
 import Dispatch
 import Foundation
 import NN
@@ -6,7 +7,7 @@ import TorchShim
 /// Real-size timings of the FLUX.1-schnell stages with random weights made directly on the device (the work is
 /// that of the trained model; the pictures mean nothing). Key lists come from each model's `parameterShapes()`.
 public enum FluxBenchmark {
-    public typealias Row = NN.BenchmarkRow
+    public typealias Row = BenchmarkRow
 
     public struct Sizes: Sendable {
         public var transformer: FluxTransformer2DModel.Config

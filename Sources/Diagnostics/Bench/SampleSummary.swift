@@ -1,3 +1,4 @@
+import Pipeline
 import Foundation
 
 /// Order statistics of a sample (times in seconds, counts, sizes). Percentiles interpolate linearly between the

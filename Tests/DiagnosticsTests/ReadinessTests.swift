@@ -3,6 +3,7 @@ import HTTPServer
 import PLY
 import XCTest
 @testable import Pipeline
+@testable import Diagnostics
 
 /// `ReadinessCheck` against a real in-process `GenerationServer` whose service follows a script, so the verdict can
 /// be flipped by injected failures.

@@ -1,3 +1,4 @@
+import Pipeline
 import CLIPValidate
 import Foundation
 import TorchShim

@@ -1,3 +1,4 @@
+import PLY
 import Foundation
 
 /// Times `PLYWriter` on a random splat (the CLI's `bench-ply` calls this; not a unit test).

@@ -1,3 +1,4 @@
+import Tokenizers
 import Foundation
 
 /// Times the tokenizers on prompt-sized input (for a CLI `bench-tokenizers` command; not a unit test).

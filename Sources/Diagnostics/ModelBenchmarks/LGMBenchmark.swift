@@ -1,3 +1,4 @@
+import Models
 import Dispatch
 import Foundation
 import NN
@@ -8,7 +9,7 @@ import TorchShim
 /// of the trained models; the pictures mean nothing). LGM and the multi-view UNet take their keys and configs from the
 /// full-size manifests (fixtures/lgm); the SD 2.1 text tower, CLIP ViT-H/14 and the SD VAE from their configs.
 public enum LGMBenchmark {
-    public typealias Row = NN.BenchmarkRow
+    public typealias Row = BenchmarkRow
 
     public struct Sizes: Sendable {
         public var lgm: LGM.Config
