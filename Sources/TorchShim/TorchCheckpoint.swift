@@ -1,5 +1,4 @@
 import Foundation
-import NN
 import TorchShim
 #if canImport(Glibc)
 import Glibc
