@@ -139,7 +139,7 @@ public struct RenderJob: Sendable, Equatable {
     }
 
     /// "y" / "+y" -> `.yUp`, "-y" -> `.yDown`.
-    public static func parseUp(_ text: String) throws -> Orientation {
+    public static func parseUp(_ text: String) throws -> SplatOrientation {
         switch text.lowercased() {
         case "y", "+y": return .yUp
         case "-y": return .yDown

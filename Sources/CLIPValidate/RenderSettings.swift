@@ -1,15 +1,4 @@
-/// Which world axis shows as "up" in the rendered images.
-public enum Orientation: String, Sendable, CaseIterable {
-    /// The legacy three-gen-subnet validator: world +Y up, the azimuth-0 camera on +Z, +X to the right.
-    case yUp
-    /// World -Y up (the TRELLIS `save_ply` convention, Competition 0). Rendered as the `yUp` cameras would
-    /// render the splat turned 180 degrees about the X axis, (x, y, z) -> (x, -y, -z): the azimuth-0 camera
-    /// sits on -Z and the elevation points towards -Y. That turn is what takes a TRELLIS PLY (internal
-    /// Z-up written as (x, -z, y)) to TRELLIS's own Y-up GLB frame (x, z, -y). The Competition 0 renderer's
-    /// source was not available, so which azimuth it calls 0 is an assumption.
-    case yDown
-}
-
+import PLY
 public struct RenderSettingsError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -30,7 +19,7 @@ public struct RenderSettings: Sendable, Equatable {
     public var near: Float
     public var far: Float
     public var background: SIMD3<Float>
-    public var orientation: Orientation
+    public var orientation: SplatOrientation
     /// The largest bounding-box extent of the splat after normalisation.
     public var targetExtent: Double
 
@@ -47,7 +36,7 @@ public struct RenderSettings: Sendable, Equatable {
         near: Float = 0.01,
         far: Float = 100,
         background: SIMD3<Float> = SIMD3(1, 1, 1),
-        orientation: Orientation = .yUp,
+        orientation: SplatOrientation = .yUp,
         targetExtent: Double = 1.5
     ) {
         self.width = width
@@ -64,7 +53,7 @@ public struct RenderSettings: Sendable, Equatable {
     }
 
     /// The validator's orbit with `views` cameras: theta = linspace(0, 360, views), phi = -15.
-    public static func validator(views: Int = validatorViewCount, orientation: Orientation = .yUp) -> RenderSettings {
+    public static func validator(views: Int = validatorViewCount, orientation: SplatOrientation = .yUp) -> RenderSettings {
         RenderSettings(thetasDegrees: linspace(0, 360, count: views), orientation: orientation)
     }
 

@@ -1,13 +1,13 @@
 import Foundation
 import TorchShim
 
-/// Everything the validator measured on one set of renders, and its verdict.
+/// Everything the validator measured on one set of renders, and the score it gives.
 public struct ValidatorJudgement: Sendable {
     public let alignment: TextAlignmentResult
     public let qualityScores: [Double]
     public let ssimPairs: [Double]
     public let lpipsPairs: [Double]
-    public let verdict: ValidatorVerdict
+    public let scores: ValidatorScoreBreakdown
 }
 
 /// The validator's text-task scoring (`ValidationEngine.validate_text_to_gs`) over the 16 rendered views:
@@ -32,9 +32,9 @@ public final class ValidatorJudge {
         let qualityScores = try quality.scores(views: views)
         let ssimPairs = try ssim.pairScores(views: views)
         let lpipsPairs = try lpips.pairScores(views: views)
-        let verdict = try ValidatorAggregation.verdict(alignment: text.alignment, qualityScores: qualityScores,
+        let scores = try ValidatorAggregation.scores(alignment: text.alignment, qualityScores: qualityScores,
                                                        ssimPairs: ssimPairs, lpipsPairs: lpipsPairs)
         return ValidatorJudgement(alignment: text, qualityScores: qualityScores, ssimPairs: ssimPairs,
-                                  lpipsPairs: lpipsPairs, verdict: verdict)
+                                  lpipsPairs: lpipsPairs, scores: scores)
     }
 }

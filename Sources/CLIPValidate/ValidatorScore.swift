@@ -21,7 +21,7 @@ public struct PairAggregate: Sendable {
 }
 
 /// The four metrics and the final score of `ValidationEngine._compute_final_score`.
-public struct ValidatorVerdict: Sendable, CustomStringConvertible {
+public struct ValidatorScoreBreakdown: Sendable, CustomStringConvertible {
     public let iqa: Double
     public let alignment: Double
     public let ssim: Double
@@ -37,7 +37,7 @@ public struct ValidatorVerdict: Sendable, CustomStringConvertible {
 }
 
 /// How the subnet-17 validator (three-gen-subnet `validation/engine`, commit 5fc61f1b) turns per-view numbers
-/// into its verdict, reproduced operation by operation.
+/// into its score, reproduced operation by operation.
 public enum ValidatorAggregation {
     /// validation_engine.py:102 ("artificial normalization for current clip version").
     public static let alignmentDivisor = 0.35
@@ -100,30 +100,30 @@ public enum ValidatorAggregation {
         return Double(partial + lpipsTerm)
     }
 
-    /// The whole text-task verdict from per-view numbers (16 views, 16 pairs each for SSIM and LPIPS).
-    public static func textVerdict(cosines: [Float], qualityScores: [Double], ssimPairs: [Double],
-                                   lpipsPairs: [Double]) throws -> ValidatorVerdict {
+    /// The whole text-task score breakdown from per-view numbers (16 views, 16 pairs each for SSIM and LPIPS).
+    public static func textScores(cosines: [Float], qualityScores: [Double], ssimPairs: [Double],
+                                   lpipsPairs: [Double]) throws -> ValidatorScoreBreakdown {
         let alignment = try textAlignment(cosines: cosines).alignment
-        return try verdict(alignment: alignment, qualityScores: qualityScores, ssimPairs: ssimPairs,
+        return try scores(alignment: alignment, qualityScores: qualityScores, ssimPairs: ssimPairs,
                            lpipsPairs: lpipsPairs)
     }
 
-    /// The image-task verdict (`validate_image_to_gs`): same final formula, alignment from `imageAlignment`.
-    public static func imageVerdict(similarities: [Float], qualityScores: [Double], ssimPairs: [Double],
-                                    lpipsPairs: [Double]) throws -> ValidatorVerdict {
+    /// The image-task score breakdown (`validate_image_to_gs`): same final formula, alignment from `imageAlignment`.
+    public static func imageScores(similarities: [Float], qualityScores: [Double], ssimPairs: [Double],
+                                    lpipsPairs: [Double]) throws -> ValidatorScoreBreakdown {
         let alignment = try imageAlignment(similarities: similarities).alignment
-        return try verdict(alignment: alignment, qualityScores: qualityScores, ssimPairs: ssimPairs,
+        return try scores(alignment: alignment, qualityScores: qualityScores, ssimPairs: ssimPairs,
                            lpipsPairs: lpipsPairs)
     }
 
-    /// The verdict for an alignment already computed (text or image path) and the per-view image metrics.
-    public static func verdict(alignment: Double, qualityScores: [Double], ssimPairs: [Double],
-                        lpipsPairs: [Double]) throws -> ValidatorVerdict {
+    /// The score breakdown for an alignment already computed (text or image path) and the per-view image metrics.
+    public static func scores(alignment: Double, qualityScores: [Double], ssimPairs: [Double],
+                        lpipsPairs: [Double]) throws -> ValidatorScoreBreakdown {
         guard !qualityScores.isEmpty else { throw ValidatorScoreError.tooFewValues("IQA", got: 0, needed: 1) }
         let iqa = self.iqa(qualityScores: qualityScores)
         let ssim = try self.ssim(pairScores: ssimPairs).value
         let lpips = try self.lpips(pairScores: lpipsPairs).value
-        return ValidatorVerdict(iqa: iqa, alignment: alignment, ssim: ssim, lpips: lpips,
+        return ValidatorScoreBreakdown(iqa: iqa, alignment: alignment, ssim: ssim, lpips: lpips,
                                 score: finalScore(iqa: iqa, alignment: alignment, ssim: ssim, lpips: lpips))
     }
 }

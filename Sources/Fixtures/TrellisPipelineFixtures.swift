@@ -37,7 +37,7 @@ public enum TrellisPipelineFixtures {
         out.append(try .compare("gs.rotation", got: g.activatedRotation(), expected: io.tensor("gs.rotation"), atol: 1e-4))
 
         // The PLY as written, against the official save_ply bytes parsed back.
-        let ours = try PLYReader.read(PLYWriter(includeNormals: true).encode(g.splat(orientation: .trellis)))
+        let ours = try PLYReader.read(PLYWriter(includeNormals: true).encode(g.splat(orientation: .yDown)))
         let reference = try PLYReader.read(contentsOf: c.url("pipeline_out.ply"))
         func field(_ name: String, _ a: [Float], _ b: [Float], width: Int, atol: Double) throws -> TensorComparison {
             try .compare("ply.\(name)", got: Tensor(a, shape: [a.count / width, width]),

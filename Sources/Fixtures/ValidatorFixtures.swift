@@ -254,7 +254,7 @@ public enum ValidatorFixtures {
             fields.add("lpips.value", got: [lpips.value], expected: [try number(lpipsJSON["value"], label)])
 
             let final = try dictionary(item["final"], label)
-            let verdict = try ValidatorAggregation.textVerdict(
+            let verdict = try ValidatorAggregation.textScores(
                 cosines: try numbers(ta["per_view"], label).map(Float.init), qualityScores: quality,
                 ssimPairs: try numbers(ssimJSON["per_pair"], label), lpipsPairs: try numbers(lpipsJSON["per_pair"], label))
             fields.add("final.score (from per-view values)", got: [verdict.score], expected: [try number(final["score"], label)])

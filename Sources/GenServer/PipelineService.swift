@@ -1,4 +1,5 @@
 import Foundation
+import PLY
 import HTTPServer
 import Imaging
 import Pipeline

@@ -2,13 +2,6 @@ import Foundation
 import Imaging
 import PLY
 
-/// Which way is up in the written PLY. TRELLIS's `save_ply` (and the Competition-0 validators) use -Y up;
-/// the legacy subnet validators render +Y up.
-public enum SplatOrientation: String, Sendable, CaseIterable {
-    case yDown = "-y"
-    case yUp = "y"
-}
-
 public struct SplatOutputOptions: Sendable, Equatable {
     public var orientation: SplatOrientation
     public var includeNormals: Bool

@@ -98,7 +98,7 @@ struct LGMLift {
 
     /// The pruned `save_ply` fields, oriented as `output` asks, with zero normals when it wants normals.
     static func splat(_ gaussians: LGMGaussians, output: SplatOutputOptions) throws -> GaussianSplat {
-        let orientation: LGMOrientation = output.orientation == .yUp ? .yUpFrontZ : .yDownFrontMinusZ
+        let orientation = output.orientation
         var splat = try gaussians.splat(orientation: orientation)
         if output.includeNormals { splat.normals = [Float](repeating: 0, count: 3 * splat.count) }
         return splat

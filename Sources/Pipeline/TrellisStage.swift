@@ -27,7 +27,7 @@ public final class TrellisGaussianStage: GaussianStage {
         let sampling = TrellisSampling(structureSteps: settings.structureSteps, latentSteps: settings.latentSteps,
                                        structureGuidance: settings.structureGuidance, latentGuidance: settings.latentGuidance)
         let gaussians = try model.generate(pixelValues: input, seed: seed, sampling: sampling)
-        return try gaussians.splat(orientation: output.orientation == .yUp ? .legacyYUp : .trellis,
+        return try gaussians.splat(orientation: output.orientation,
                                    includeNormals: output.includeNormals)
     }
 }

@@ -55,7 +55,7 @@ public final class ValidatorGate: ValidationStage {
             return ValidationVerdict(score: nil, alignment: nil, passedChecks: true, notes: ["score not predicted: \(why)"])
         }
         var settings = RenderSettings()
-        settings.orientation = orientation == .yUp ? .yUp : .yDown
+        settings.orientation = orientation
         let views = try rasterizer.render(splat: splat, settings: settings)
         let images = try views.map { try Image(width: $0.width, height: $0.height, channels: 3, pixels: $0.rgb8) }
         let stacked = try ValidatorPreprocessing.stack(images).to(device)
@@ -70,7 +70,7 @@ public final class ValidatorGate: ValidationStage {
             lpipsPairs = Array(repeating: Self.assumedLPIPSPair, count: ssimPairs.count)
             notes.append("LPIPS weights not loaded: LPIPS term estimated (error <= 0.016)")
         }
-        let verdict = try ValidatorAggregation.verdict(alignment: text.alignment, qualityScores: qualityScores,
+        let verdict = try ValidatorAggregation.scores(alignment: text.alignment, qualityScores: qualityScores,
                                                        ssimPairs: ssimPairs, lpipsPairs: lpipsPairs)
         return ValidationVerdict(score: verdict.score, alignment: text.alignment, passedChecks: true, notes: notes)
     }

@@ -53,7 +53,7 @@ final class HamburgerRenderTests: XCTestCase {
             if let rgb { for k in 0..<3 { splat.shDC[3 * i + k] = (rgb[k] - 0.5) / c0 } }
         }
         let settings = RenderSettings(width: 160, height: 160, thetasDegrees: RenderSettings.linspace(0, 360, count: 8))
-        for orientation in Orientation.allCases {
+        for orientation in SplatOrientation.allCases {
             var oriented = settings
             oriented.orientation = orientation
             for (index, view) in try CPURasterizer().render(splat: splat, settings: oriented).enumerated() {

@@ -90,7 +90,7 @@ final class ScorerTests: XCTestCase {
             XCTAssertEqual(score, try number(final["score"]), accuracy: Self.aggregateTolerance, "case \(n)")
             XCTAssertEqual(Double(Float(score)), score, "case \(n): the validator's sum is float32")
             // From the raw per-view numbers through the whole aggregation.
-            let verdict = try ValidatorAggregation.textVerdict(
+            let verdict = try ValidatorAggregation.textScores(
                 cosines: try numbers(dictionary(item["text_alignment"])["per_view"]).map(Float.init),
                 qualityScores: try numbers(item["per_view_quality"]),
                 ssimPairs: try numbers(dictionary(item["ssim"])["per_pair"]),

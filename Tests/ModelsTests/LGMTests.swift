@@ -387,17 +387,18 @@ final class LGMTests: XCTestCase {
         }
         let gaussians = try LGMGaussians(Tensor(rows, shape: [1, 3, 14]))
         let native = try gaussians.plyFields()
-        let expectations: [(LGMOrientation, front: [Float], up: [Float])] = [
-            (.savePly, [-1, 0, 0], [0, 1, 0]), (.yUpFrontZ, [0, 0, 1], [0, 1, 0]), (.yDownFrontMinusZ, [0, 0, -1], [0, -1, 0]),
+        let expectations: [(SplatOrientation?, front: [Float], up: [Float])] = [
+            (nil, [-1, 0, 0], [0, 1, 0]), (.yUp, [0, 0, 1], [0, 1, 0]), (.yDown, [0, 0, -1], [0, -1, 0]),
         ]
         for (orientation, front, up) in expectations {
-            let fromQuaternion = rotationMatrix(orientation.quaternion)
-            for i in 0..<3 { for j in 0..<3 { XCTAssertEqual(fromQuaternion[i][j], orientation.matrix[i][j], accuracy: 1e-12) } }
+            let turn = LGMExportTurn(orientation)
+            let fromQuaternion = rotationMatrix(turn.quaternion)
+            for i in 0..<3 { for j in 0..<3 { XCTAssertEqual(fromQuaternion[i][j], turn.matrix[i][j], accuracy: 1e-12) } }
             let turned = try gaussians.plyFields(orientation: orientation)
             let p = try turned.positions.floats()
             XCTAssertEqual(Array(p[0..<3]), front, "\(orientation) front")
             XCTAssertEqual(Array(p[3..<6]), up, "\(orientation) up")
-            let r = orientation.matrix
+            let r = turn.matrix
             let q0 = try native.rotations.floats(), q1 = try turned.rotations.floats()
             for g in 0..<3 {
                 let before = rotationMatrix((0..<4).map { Double(q0[4 * g + $0]) })

@@ -288,9 +288,9 @@ final class TrellisSparseTests: XCTestCase {
         let g = try TrellisGaussians(xyz: Tensor([Float]([0.5, 0.5, 0.9]), shape: [1, 3]), featuresDC: Tensor.zeros([1, 1, 3]),
                                      scaling: Tensor.zeros([1, 3]), rotation: Tensor.zeros([1, 4]), opacity: Tensor.zeros([1, 1]),
                                      activation: act, gaussiansPerVoxel: 1, voxelOffsets: [0, 1])
-        let legacy = try g.splat(orientation: .legacyYUp)
+        let legacy = try g.splat(orientation: .yUp)
         XCTAssertEqual(legacy.positions, [0, 0.4, 0].map { Float($0) }, accuracy: 1e-6)
-        let saved = try g.splat(orientation: .trellis)
+        let saved = try g.splat(orientation: .yDown)
         XCTAssertEqual(saved.positions, [0, -0.4, 0].map { Float($0) }, accuracy: 1e-6)
         // The identity orientation becomes the frame rotation itself: -90 / +90 degrees about x.
         let h = Float(0.5.squareRoot())

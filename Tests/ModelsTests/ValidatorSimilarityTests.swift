@@ -86,7 +86,7 @@ final class ValidatorSimilarityTests: XCTestCase {
     }
 
     /// The whole text-task judgement on the e2e fixture's 16 views with the tiny CLIP and quality models and the
-    /// oracle's LPIPS weights: each part equals the scorer run alone, and the verdict is the aggregation of them.
+    /// oracle's LPIPS weights: each part equals the scorer run alone, and the score is the aggregation of them.
     func testJudgeComposesTheScorers() throws {
         let openclip = try OpenCLIPFixturePaths.openclip()
         func args(_ name: String) throws -> [String: Any] {
@@ -112,11 +112,11 @@ final class ValidatorSimilarityTests: XCTestCase {
         XCTAssertEqual(result.qualityScores, try quality.scores(views: views))
         XCTAssertEqual(result.ssimPairs, try ValidatorSSIM().pairScores(views: views))
         XCTAssertEqual(result.lpipsPairs, try lpips.pairScores(views: views))
-        let expected = try ValidatorAggregation.textVerdict(cosines: result.alignment.cosines, qualityScores: result.qualityScores,
+        let expected = try ValidatorAggregation.textScores(cosines: result.alignment.cosines, qualityScores: result.qualityScores,
                                                             ssimPairs: result.ssimPairs, lpipsPairs: result.lpipsPairs)
-        XCTAssertEqual(result.verdict.score, expected.score)
+        XCTAssertEqual(result.scores.score, expected.score)
         XCTAssertEqual(result.qualityScores.count, 16)
         XCTAssertEqual(result.ssimPairs.count, 16)
-        print("judge: \(result.verdict)")
+        print("judge: \(result.scores)")
     }
 }

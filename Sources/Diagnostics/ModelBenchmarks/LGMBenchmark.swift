@@ -187,7 +187,7 @@ public enum LGMBenchmark {
                         notes: "\(finite ? "finite" : "NON-FINITE"), \(rate(lgmFLOPs, lgmMs)), \(try peak())"))
         var plyBytes = 0, kept = 0
         let plyMs = try time {
-            let splat = try gaussians!.splat(orientation: .yDownFrontMinusZ)
+            let splat = try gaussians!.splat(orientation: .yDown)
             kept = splat.count
             plyBytes = try PLYWriter().encode(splat).count
         }

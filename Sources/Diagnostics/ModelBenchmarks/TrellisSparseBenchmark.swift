@@ -178,7 +178,7 @@ public enum TrellisSparseBenchmark {
             gaussiansPerVoxel: 32, voxelOffsets: layout.offsets)
         try row("save_ply fields on device", notes: "\(gaussians) Gaussians") { _ = try splatInput.plyFields() }
         try row("  of which quaternion round trip") {
-            _ = try GaussianOutputRotation.savePlyQuaternions(splatInput.rotationWithBias(), orientation: .trellis)
+            _ = try GaussianOutputRotation.savePlyQuaternions(splatInput.rotationWithBias(), orientation: .yDown)
         }
         try row("GaussianSplat (fields + host copies)") { _ = try splatInput.splat() }
         return rows

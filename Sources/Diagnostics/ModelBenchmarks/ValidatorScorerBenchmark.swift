@@ -104,11 +104,11 @@ public enum ValidatorScorerBenchmark {
                    lastLPIPS = try lpips.pairScores(views: views)
                }, "bicubic to 256, \(2 * count) images through AlexNet")
 
-        let verdict = try ValidatorAggregation.verdict(alignment: try ValidatorAggregation.textAlignment(cosines: lastCosines).alignment,
+        let verdict = try ValidatorAggregation.scores(alignment: try ValidatorAggregation.textAlignment(cosines: lastCosines).alignment,
                                                        qualityScores: lastQuality, ssimPairs: lastSSIM, lpipsPairs: lastLPIPS)
         report("aggregation (KNN filters, means, final)",
                try DeviceTiming.measure(device: .cpu, warmup: warmup, iterations: iterations) {
-                   _ = try ValidatorAggregation.textVerdict(cosines: lastCosines, qualityScores: lastQuality,
+                   _ = try ValidatorAggregation.textScores(cosines: lastCosines, qualityScores: lastQuality,
                                                             ssimPairs: lastSSIM, lpipsPairs: lastLPIPS)
                }, "host only (random inputs, so the verdict means nothing: \(verdict))")
         return rows

@@ -3,34 +3,32 @@ import NN
 import PLY
 import TorchShim
 
-/// How an LGM splat is turned before export. LGM works in kiui's OpenGL world: +Y up, and (from the view
+/// The turn that takes LGM's frame to a PLY orientation. LGM works in kiui's OpenGL world: +Y up, and (from the view
 /// order of `infer.py`) the input image's view is LGM's camera at azimuth 270, on -X, so the object's front faces -X.
-public enum LGMOrientation: Sendable, Equatable {
-    /// Exactly `GaussianRenderer.save_ply`: coordinates as the network predicts them.
-    case savePly
-    /// Legacy validators (+Y up, azimuth-0 camera on +Z): a 90 degree turn about +Y, (x, y, z) -> (z, y, -x),
-    /// so the front faces +Z.
-    case yUpFrontZ
-    /// The TRELLIS `save_ply` convention (-Y up, front towards -Z, Competition 0): a half turn about (1, 0, 1),
-    /// (x, y, z) -> (z, -y, x).
-    case yDownFrontMinusZ
+/// `nil` keeps `GaussianRenderer.save_ply`'s coordinates exactly as the network predicts them; `.yUp` is a 90 degree
+/// turn about +Y, (x, y, z) -> (z, y, -x), so the front faces +Z; `.yDown` is a half turn about (1, 0, 1),
+/// (x, y, z) -> (z, -y, x), so the front faces -Z.
+struct LGMExportTurn {
+    let orientation: SplatOrientation?
+
+    init(_ orientation: SplatOrientation?) { self.orientation = orientation }
 
     /// The rotation as a unit quaternion (w, x, y, z).
-    public var quaternion: [Double] {
+    var quaternion: [Double] {
         let h = 0.5.squareRoot()
-        switch self {
-        case .savePly: return [1, 0, 0, 0]
-        case .yUpFrontZ: return [h, 0, h, 0]
-        case .yDownFrontMinusZ: return [0, h, 0, h]
+        switch orientation {
+        case nil: return [1, 0, 0, 0]
+        case .yUp?: return [h, 0, h, 0]
+        case .yDown?: return [0, h, 0, h]
         }
     }
 
     /// The same rotation as an exact signed permutation (row-major): new position = R p.
-    public var matrix: [[Double]] {
-        switch self {
-        case .savePly: return [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
-        case .yUpFrontZ: return [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]
-        case .yDownFrontMinusZ: return [[0, 0, 1], [0, -1, 0], [1, 0, 0]]
+    var matrix: [[Double]] {
+        switch orientation {
+        case nil: return [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+        case .yUp?: return [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]
+        case .yDown?: return [[0, 0, 1], [0, -1, 0], [1, 0, 0]]
         }
     }
 
@@ -74,8 +72,9 @@ public struct LGMGaussians {
 
     /// The PLY fields of `save_ply(compatible=True)` for batch item `b`, float32 on the Gaussians' device:
     /// positions [M, 3], f_dc [M, 3] = (rgb - 0.5) / C0, opacity [M, 1] = logit(clamp(o, 1e-6, 1 - 1e-6)),
-    /// log scales [M, 3] = log(s + 1e-8), rotations [M, 4] as predicted (w first); turned by `orientation`.
-    public func plyFields(batch b: Int = 0, orientation: LGMOrientation = .savePly,
+    /// log scales [M, 3] = log(s + 1e-8), rotations [M, 4] as predicted (w first); turned to `orientation` (nil: as
+    /// `save_ply` writes them).
+    public func plyFields(batch b: Int = 0, orientation: SplatOrientation? = nil,
                           opacityThreshold: Double = LGMGaussians.opacityThreshold) throws
         -> (positions: Tensor, featuresDC: Tensor, opacity: Tensor, scales: Tensor, rotations: Tensor) {
         let all = try item(b)
@@ -86,10 +85,11 @@ public struct LGMGaussians {
         let scales = try (kept.narrow(1, start: 4, length: 3) + 1e-8).log()
         var rotations = try kept.narrow(1, start: 7, length: 4)
         let featuresDC = try (kept.narrow(1, start: 11, length: 3) - 0.5) / LGMGaussians.shC0
-        if orientation != .savePly {
+        if orientation != nil {
             let device = kept.device
-            let r = try Tensor(orientation.matrix.flatMap { $0.map(Float.init) }, shape: [3, 3]).to(device)
-            let l = try Tensor(orientation.leftMultiplication.flatMap { $0.map(Float.init) }, shape: [4, 4]).to(device)
+            let turn = LGMExportTurn(orientation)
+            let r = try Tensor(turn.matrix.flatMap { $0.map(Float.init) }, shape: [3, 3]).to(device)
+            let l = try Tensor(turn.leftMultiplication.flatMap { $0.map(Float.init) }, shape: [4, 4]).to(device)
             positions = try positions.matmul(r.transpose(0, 1))
             rotations = try rotations.matmul(l.transpose(0, 1))
         }
@@ -97,7 +97,7 @@ public struct LGMGaussians {
     }
 
     /// The splat `save_ply` writes (14 floats per Gaussian, no normals, SH degree 0), copied to the host once per field.
-    public func splat(batch b: Int = 0, orientation: LGMOrientation = .savePly,
+    public func splat(batch b: Int = 0, orientation: SplatOrientation? = nil,
                       opacityThreshold: Double = LGMGaussians.opacityThreshold) throws -> GaussianSplat {
         let f = try plyFields(batch: b, orientation: orientation, opacityThreshold: opacityThreshold)
         return GaussianSplat(positions: try f.positions.floats(), normals: nil, shDC: try f.featuresDC.floats(), shDegree: 0,

@@ -40,23 +40,16 @@ public struct GaussianActivation: Sendable {
     }
 }
 
-/// Orientation of the exported splat.
-public enum GaussianOrientation: Sendable {
-    /// Exactly `Gaussian.save_ply`: (x, y, z) -> (x, -z, y), a +90 degree turn about x. TRELLIS objects are Z-up, so
-    /// the file is -Y up (the 3DGS/COLMAP camera convention; Competition 0 validators render it upright).
-    case trellis
-    /// For the legacy validators, which render +Y up with the azimuth-0 camera on +Z looking at the origin, +X right:
-    /// (x, y, z) -> (x, z, -y), a -90 degree turn about x (= `trellis` followed by a 180 degree turn about x).
-    /// TRELLIS' up (+Z) becomes +Y, and its front becomes +Z, facing the azimuth-0 camera. The front is -Y in TRELLIS
-    /// space because the training voxels come from Objaverse glTF (+Y up, front +Z) imported by Blender with its default
-    /// axis conversion (up +Z, front -Y); this is inferred from the dataset scripts, not checked against a render.
-    case legacyYUp
-
-    /// Signed axis permutation: new[i] = sign[i] * old[source[i]].
-    var axes: (source: [Int], sign: [Double]) {
+extension SplatOrientation {
+    /// TRELLIS's Z-up frame to the file, as a signed axis permutation: new[i] = sign[i] * old[source[i]].
+    /// `yDown` is exactly `Gaussian.save_ply`, (x, y, z) -> (x, -z, y), a +90 degree turn about x. `yUp` is
+    /// (x, y, z) -> (x, z, -y), a -90 degree turn about x: TRELLIS's up (+Z) becomes +Y and its front (-Y, as the
+    /// Objaverse glTF training data arrives through Blender's default axis conversion; inferred from the dataset
+    /// scripts, not checked against a render) becomes +Z, facing the legacy azimuth-0 camera.
+    var trellisAxes: (source: [Int], sign: [Double]) {
         switch self {
-        case .trellis: return ([0, 2, 1], [1, -1, 1])
-        case .legacyYUp: return ([0, 2, 1], [1, 1, -1])
+        case .yDown: return ([0, 2, 1], [1, -1, 1])
+        case .yUp: return ([0, 2, 1], [1, 1, -1])
         }
     }
 }
@@ -158,10 +151,10 @@ public struct TrellisGaussians {
     /// positions [M, 3], f_dc [M, 3], opacity logit [M, 1], log scales [M, 3], quaternions [M, 4], all float32.
     /// Opacity and scale follow the reference's float32 arithmetic; quaternions follow its matrix round trip
     /// (see `GaussianOutputRotation`).
-    public func plyFields(orientation: GaussianOrientation = .trellis) throws
+    public func plyFields(orientation: SplatOrientation = .yDown) throws
         -> (positions: Tensor, featuresDC: Tensor, opacity: Tensor, scales: Tensor, rotations: Tensor) {
         let device = xyz.device
-        let axes = orientation.axes
+        let axes = orientation.trellisAxes
         let source = try Tensor(axes.source.map { Int64($0) }).to(device)
         let sign = try Tensor(axes.sign.map { Float($0) }).to(device)
         let positions = try activatedXYZ().indexSelect(1, source) * sign
@@ -179,7 +172,7 @@ public struct TrellisGaussians {
 
     /// A `GaussianSplat` exactly as `save_ply` writes it (normals zero unless `includeNormals` is false, then
     /// omitted). All fields are computed on the device; each is then copied once, straight into its array.
-    public func splat(orientation: GaussianOrientation = .trellis, includeNormals: Bool = true) throws -> GaussianSplat {
+    public func splat(orientation: SplatOrientation = .yDown, includeNormals: Bool = true) throws -> GaussianSplat {
         let f = try plyFields(orientation: orientation)
         return GaussianSplat(
             positions: try TrellisGaussians.hostFloats(f.positions),
@@ -218,7 +211,7 @@ private final class HostBufferOwner {}
 /// component near zero, so a more exact formula (q_R ⊗ q) differs from the reference file by more than 1e-4.
 package enum GaussianOutputRotation {
     /// q: [M, 4] float32 (w, x, y, z), not necessarily unit. Returns [M, 4] float32.
-    package static func savePlyQuaternions(_ q: Tensor, orientation: GaussianOrientation) throws -> Tensor {
+    package static func savePlyQuaternions(_ q: Tensor, orientation: SplatOrientation) throws -> Tensor {
         let c = try q.unbind(1)
         // numpy's float32 sqrt is correctly rounded; libtorch's vectorised CPU one can be 1 ulp off. sqrt in float64
         // rounded to float32 is the correctly rounded float32 sqrt.
@@ -233,7 +226,7 @@ package enum GaussianOutputRotation {
             [try 2 * (z * x - w * y), try 2 * (z * y + w * x), try 1 + 2 * (z * z - s)],
         ]
         // R M in float64: row i of R M is sign_i * row source_i of M (exact).
-        let axes = orientation.axes
+        let axes = orientation.trellisAxes
         let r: [[Tensor]] = try (0..<3).map { i in
             try m[axes.source[i]].map { try $0.to(.float64) * axes.sign[i] }
         }
