@@ -53,7 +53,12 @@ final class ServerContext: @unchecked Sendable {
 
 func uptimeNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-func nanoseconds(_ seconds: TimeInterval) -> UInt64 { UInt64(max(0, seconds) * 1_000_000_000) }
+/// Saturates at about 31 years (NaN and negatives give 0), so no configured duration can trap the
+/// conversion or the deadline sums built on it.
+func nanoseconds(_ seconds: TimeInterval) -> UInt64 {
+    guard seconds > 0 else { return 0 }
+    return seconds < 1e9 ? UInt64(seconds * 1_000_000_000) : 1_000_000_000 * 1_000_000_000
+}
 
 /// Closes the descriptor once every dispatch source registered on it has been cancelled, so the
 /// fd number cannot be reused while libdispatch still watches it.

@@ -115,3 +115,21 @@ final class APIKeyTests: XCTestCase {
         XCTAssertEqual(try HTTPClient(host: "127.0.0.1", port: server.port).request(path: "/x").status, 404)
     }
 }
+
+/// Library users can set any duration: none may trap the server (the CLI refuses them earlier).
+final class ServerConfigDurationTests: XCTestCase {
+    func testInfiniteAndNaNTimeoutsDoNotTrap() throws {
+        XCTAssertEqual(nanoseconds(.nan), 0)
+        XCTAssertEqual(nanoseconds(-1), 0)
+        XCTAssertEqual(nanoseconds(1.5), 1_500_000_000)
+        XCTAssertEqual(nanoseconds(.infinity), nanoseconds(1e300))
+        let harness = try TestHarness {
+            $0.readTimeout = .infinity
+            $0.writeTimeout = 1e300
+            $0.keepAliveTimeout = .infinity
+        }
+        let answer = try harness.postForm("/generate/", [("prompt", "still fine")])
+        XCTAssertEqual(answer.status, 200, answer.text)
+        harness.shutdown(grace: .infinity)
+    }
+}
