@@ -51,16 +51,20 @@ public final class GenerationAPI: @unchecked Sendable {
         let jobs = self.jobs
         let logger = self.logger
         let cancellation = responder.cancellation
-        let outcome = jobs.submit({ worker in
+        let outcome = jobs.submit(handingOver: { worker in
             // Answered already (shutdown gave up on it): do not spend the device on it.
-            guard !responder.isAnswered else { return }
-            responder.send(Self.run(service, generation, worker: worker, jobs: jobs, cancellation: cancellation,
-                                    logger: logger))
+            guard !responder.isAnswered else { return nil }
+            let response = Self.run(service, generation, worker: worker, jobs: jobs, cancellation: cancellation,
+                                    logger: logger)
+            // Sent once the worker is idle: a client's next request must not find it still busy.
+            return { responder.send(response) }
         }, cancelled: {
-            if let reason = cancellation.reason {
-                logger.message("req=\(responder.requestID) queued job dropped before it started: \(reason)")
+            guard let reason = cancellation.reason else {
+                responder.send(.error(.serviceUnavailable, "server is shutting down; the job was not started"))
+                return
             }
-            responder.send(.error(.serviceUnavailable, "server is shutting down; the job was not started"))
+            logger.message("req=\(responder.requestID) queued job dropped before it started: \(reason)")
+            responder.send(.error(.serviceUnavailable, "the job was dropped before it started: \(reason)"))
         }, cancellation: cancellation)
         switch outcome {
         case .accepted:

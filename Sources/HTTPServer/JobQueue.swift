@@ -90,7 +90,8 @@ public final class JobQueue: @unchecked Sendable {
 
     private struct Job {
         let id: UInt64
-        let run: (Int) -> Void
+        /// Returns the hand-over to run once the worker counts as idle again.
+        let run: (Int) -> (() -> Void)?
         let cancelled: () -> Void
         let cancellation: CancellationToken?
     }
@@ -168,6 +169,18 @@ public final class JobQueue: @unchecked Sendable {
     /// token cancelled when the job's turn comes.
     public func submit(_ run: @escaping (Int) -> Void, cancelled: @escaping () -> Void = {},
                        cancellation: CancellationToken? = nil) -> SubmitOutcome {
+        submit(handingOver: { worker in
+            run(worker)
+            return nil
+        }, cancelled: cancelled, cancellation: cancellation)
+    }
+
+    /// Like `submit`, for a job whose result goes to someone who may submit again at once (a client
+    /// that sends its next request as soon as it has the answer): `run` computes the result and
+    /// returns its hand-over, which runs on the worker's thread after the worker counts as idle. So
+    /// the next job finds the worker free instead of a full queue.
+    public func submit(handingOver run: @escaping (Int) -> (() -> Void)?, cancelled: @escaping () -> Void = {},
+                       cancellation: CancellationToken? = nil) -> SubmitOutcome {
         condition.lock()
         if closed {
             condition.unlock()
@@ -189,8 +202,10 @@ public final class JobQueue: @unchecked Sendable {
         }
         pending.append(job)
         condition.unlock()
-        // Registered after unlocking: an already cancelled token runs the handler at once.
-        cancellation?.onCancel { [weak self] _ in self?.withdraw(job.id) }
+        // Registered after unlocking: an already cancelled token runs the handler at once. Captures
+        // the id only: the job's closures hold the token's owner, which must not hold them back.
+        let id = job.id
+        cancellation?.onCancel { [weak self] _ in self?.withdraw(id) }
         return .accepted(ahead: waiting)
     }
 
@@ -335,7 +350,8 @@ public final class JobQueue: @unchecked Sendable {
 
             // The client left between the job's assignment and now: skip it instead of running it.
             let skipped = job.cancellation?.isCancelled ?? false
-            if skipped { job.cancelled() } else { job.run(index) }
+            var handOver: (() -> Void)? = nil
+            if skipped { job.cancelled() } else { handOver = job.run(index) }
 
             condition.lock()
             if skipped {
@@ -351,6 +367,11 @@ public final class JobQueue: @unchecked Sendable {
             // Every other worker is busy whenever jobs wait, so this one is the least loaded.
             if let next = popPending() { assign(next, to: index) }
             condition.broadcast()
+            if let handOver {
+                condition.unlock()
+                handOver()
+                condition.lock()
+            }
         }
     }
 }
