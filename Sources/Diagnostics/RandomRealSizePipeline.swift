@@ -246,7 +246,7 @@ public enum RandomRealSizePipeline {
                                               defaultGenerator: generators[0], directText: directText,
                                               defaultTextRoute: textRoute, validator: gate)
         return AssembledPipeline(pipeline: pipeline, name: "real sizes, RANDOM weights (timing only): " + PipelineAssembly.describe(pipeline),
-                                 isSmoke: true, loaded: ["random": dir.path], missing: [], memoryPlan: plan,
+                                 isSmoke: true, loaded: ["random": LoadedModel(id: "random weights at real sizes (timing only)", path: dir.path)], missing: [], memoryPlan: plan,
                                  residentSizes: resident)
     }
 }

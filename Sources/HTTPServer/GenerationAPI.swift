@@ -8,13 +8,19 @@ import Foundation
 /// - `POST /generate/` (legacy miner) and `POST /generate` (Competition 0): see
 ///   `GenerationRequestDecoder`. 200 with the service's body and headers; 4xx for bad input;
 ///   503 + Retry-After when the queue is full; the service's `GenerationError` mapped per case.
+///
+/// A request whose client disconnects while it waits (see `Responder.cancellation`) loses its
+/// queue slot at once and its job never runs; a running job stops at its next stage boundary.
+/// Both are logged.
 public final class GenerationAPI: @unchecked Sendable {
     public let service: GenerationService
     public let jobs: JobQueue
+    public let logger: ServerLogger
 
-    public init(service: GenerationService, jobs: JobQueue) {
+    public init(service: GenerationService, jobs: JobQueue, logger: ServerLogger = LineLogger.stderr) {
         self.service = service
         self.jobs = jobs
+        self.logger = logger
     }
 
     public func install(on router: Router) {
@@ -43,13 +49,23 @@ public final class GenerationAPI: @unchecked Sendable {
         }
         let service = self.service
         let jobs = self.jobs
-        let outcome = jobs.submit({ worker in
+        let logger = self.logger
+        let cancellation = responder.cancellation
+        let outcome = jobs.submit(handingOver: { worker in
             // Answered already (shutdown gave up on it): do not spend the device on it.
-            guard !responder.isAnswered else { return }
-            responder.send(Self.run(service, generation, worker: worker, jobs: jobs))
+            guard !responder.isAnswered else { return nil }
+            let response = Self.run(service, generation, worker: worker, jobs: jobs, cancellation: cancellation,
+                                    logger: logger)
+            // Sent once the worker is idle: a client's next request must not find it still busy.
+            return { responder.send(response) }
         }, cancelled: {
-            responder.send(.error(.serviceUnavailable, "server is shutting down; the job was not started"))
-        })
+            guard let reason = cancellation.reason else {
+                responder.send(.error(.serviceUnavailable, "server is shutting down; the job was not started"))
+                return
+            }
+            logger.message("req=\(responder.requestID) queued job dropped before it started: \(reason)")
+            responder.send(.error(.serviceUnavailable, "the job was dropped before it started: \(reason)"))
+        }, cancellation: cancellation)
         switch outcome {
         case .accepted:
             break
@@ -64,17 +80,20 @@ public final class GenerationAPI: @unchecked Sendable {
 
     /// Runs one job on `worker` and maps its outcome to a response. A 5xx failure is recorded
     /// against the worker (for /health); the worker itself goes on to its next job either way.
-    static func run(_ service: GenerationService, _ request: GenerationRequest, worker: Int,
-                    jobs: JobQueue) -> HTTPResponse {
+    static func run(_ service: GenerationService, _ request: GenerationRequest, worker: Int, jobs: JobQueue,
+                    cancellation: CancellationToken, logger: ServerLogger) -> HTTPResponse {
         let status: HTTPStatus
         let message: String
         var headers = HTTPHeaders()
         do {
-            let result = try service.generate(request, worker: worker)
+            let result = try service.generate(request, worker: worker, cancellation: cancellation)
             var resultHeaders = result.headers
             if !resultHeaders.contains("Content-Type") { resultHeaders.set("Content-Type", result.contentType) }
             return HTTPResponse(status: .ok, headers: resultHeaders, body: result.body,
                                 stageTimings: result.stageTimings)
+        } catch GenerationError.cancelled(let why) {
+            logger.message("req=\(request.requestID) job stopped on worker \(worker): \(why)")
+            return .error(.serviceUnavailable, "job stopped: \(why)")
         } catch let error as GenerationError {
             status = error.status
             message = error.description
@@ -126,7 +145,7 @@ public final class GenerationServer: @unchecked Sendable {
 
     private init(config: ServerConfig, service: GenerationService, jobs: JobQueue, logger: ServerLogger) {
         self.jobs = jobs
-        api = GenerationAPI(service: service, jobs: jobs)
+        api = GenerationAPI(service: service, jobs: jobs, logger: logger)
         router = Router()
         api.install(on: router)
         http = HTTPServer(config: config, router: router, logger: logger)

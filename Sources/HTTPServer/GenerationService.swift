@@ -121,12 +121,15 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case outOfMemory(String)
     /// Anything else that went wrong inside the service -> 500.
     case `internal`(String)
+    /// The job stopped at a stage boundary because its cancellation token fired (the client left).
+    /// Nobody reads the answer; 503 only in case someone does.
+    case cancelled(String)
 
     public var status: HTTPStatus {
         switch self {
         case .badInput: return .badRequest
         case .unprocessable: return .unprocessableContent
-        case .unavailable, .outOfMemory: return .serviceUnavailable
+        case .unavailable, .outOfMemory, .cancelled: return .serviceUnavailable
         case .internal: return .internalServerError
         }
     }
@@ -138,6 +141,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case .unavailable(let message): return "service unavailable: \(message)"
         case .outOfMemory(let message): return "out of device memory: \(message)"
         case .internal(let message): return "generation failed: \(message)"
+        case .cancelled(let message): return "job stopped: \(message)"
         }
     }
 }
@@ -155,4 +159,16 @@ public protocol GenerationService: AnyObject {
     /// other workers run their own jobs. Throw `GenerationError` to choose the HTTP status; a
     /// thrown error fails this request only, so leave the worker able to take its next job.
     func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult
+
+    /// The same, for a job that should stop at its next stage boundary once `cancellation` fires
+    /// (throw `GenerationError.cancelled` then). The default ignores the token.
+    func generate(_ request: GenerationRequest, worker: Int, cancellation: CancellationToken) throws
+        -> GenerationResult
+}
+
+extension GenerationService {
+    public func generate(_ request: GenerationRequest, worker: Int, cancellation: CancellationToken) throws
+        -> GenerationResult {
+        try generate(request, worker: worker)
+    }
 }

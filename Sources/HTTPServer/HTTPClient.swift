@@ -95,6 +95,14 @@ public final class HTTPClient {
     /// Half-closes: the server sees end of input, responses can still be read.
     public func shutdownWrite() { Socket.shutdownWrite(fd) }
 
+    /// Closes with a TCP reset (SO_LINGER 0) instead of a FIN: how a killed or timed-out client leaves.
+    public func closeWithReset() {
+        guard fd >= 0 else { return }
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close()
+    }
+
     public func send(_ text: String) throws { try send(Data(text.utf8)) }
 
     public func send(_ data: Data) throws {

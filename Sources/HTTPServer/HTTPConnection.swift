@@ -10,6 +10,7 @@ final class ServerContext: @unchecked Sendable {
     let config: ServerConfig
     let router: Router
     let logger: ServerLogger
+    let access: AccessPolicy
     var connectionClosed: (Int) -> Void = { _ in }
 
     private let lock = NSLock()
@@ -21,6 +22,7 @@ final class ServerContext: @unchecked Sendable {
         self.config = config
         self.router = router
         self.logger = logger
+        self.access = AccessPolicy(key: config.apiKey, openPaths: config.openPaths)
     }
 
     var isDraining: Bool {
@@ -51,7 +53,12 @@ final class ServerContext: @unchecked Sendable {
 
 func uptimeNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-func nanoseconds(_ seconds: TimeInterval) -> UInt64 { UInt64(max(0, seconds) * 1_000_000_000) }
+/// Saturates at about 31 years (NaN and negatives give 0), so no configured duration can trap the
+/// conversion or the deadline sums built on it.
+func nanoseconds(_ seconds: TimeInterval) -> UInt64 {
+    guard seconds > 0 else { return 0 }
+    return seconds < 1e9 ? UInt64(seconds * 1_000_000_000) : 1_000_000_000 * 1_000_000_000
+}
 
 /// Closes the descriptor once every dispatch source registered on it has been cancelled, so the
 /// fd number cannot be reused while libdispatch still watches it.
@@ -95,6 +102,9 @@ final class HTTPConnection {
 
     private static let continueResponse = Data("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     private static let readChunk = 64 * 1024
+    /// While a request is handled reading is suspended, so the socket is polled this often for
+    /// the client's EOF or reset (then the request's job is cancelled).
+    static let peerCheckInterval: TimeInterval = 0.1
 
     let id: Int
     let fd: Int32
@@ -234,6 +244,10 @@ final class HTTPConnection {
             responder.send(.error(.serviceUnavailable, "server is shutting down"))
             return
         }
+        if let denial = context.access.denial(for: request) {
+            responder.send(denial)
+            return
+        }
         let route = context.router.handle(request, responder)
         exchange?.route = route
     }
@@ -344,7 +358,9 @@ final class HTTPConnection {
             deadline = lastWriteProgress + nanoseconds(config.writeTimeout)
         case .lingering:
             deadline = lingerDeadline
-        case .handling, .closed:
+        case .handling:
+            deadline = uptimeNanoseconds() + nanoseconds(Self.peerCheckInterval)
+        case .closed:
             deadline = nil
         }
         timer.schedule(deadline: deadline.map { DispatchTime(uptimeNanoseconds: $0) } ?? .distantFuture,
@@ -373,9 +389,23 @@ final class HTTPConnection {
         case .lingering:
             guard now >= lingerDeadline else { return armTimer() }
             close()
-        case .handling, .closed:
+        case .handling:
+            if clientHasGone() { return close(note: "client disconnected while waiting for the answer") }
+            armTimer()
+        case .closed:
             break
         }
+    }
+
+    /// EOF (a half-close counts, as in nginx) or a reset on the socket, seen without consuming
+    /// pipelined bytes.
+    private func clientHasGone() -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if count > 0 { return false }
+        if count == 0 { return true }
+        let code = errno
+        return !(code == EAGAIN || code == EWOULDBLOCK || code == EINTR)
     }
 
     /// A connection that has not sent its first request gets no longer than a request would.
@@ -406,6 +436,9 @@ final class HTTPConnection {
 
     private func close(note: String? = nil) {
         guard phase != .closed else { return }
+        if phase == .handling {
+            exchange?.responder?.cancellation.cancel(reason: note ?? "the connection closed before the answer")
+        }
         if var current = exchange {
             if let note { current.note = note }
             if current.status == 0, current.note == nil { current.note = "connection closed before the response" }

@@ -7,8 +7,9 @@ import Foundation
 /// Dispatch is least-loaded: a new job goes to the idle worker whose device has the fewest busy
 /// workers, then to the one that has started the fewest jobs (so idle workers take turns). When
 /// every worker is busy the job waits, and the first worker to finish takes the oldest waiting
-/// job. Every accepted job is either run exactly once or, after `cancelPending`, has its
-/// `cancelled` closure called exactly once.
+/// job. Every accepted job is either run exactly once or has its `cancelled` closure called
+/// exactly once: after `cancelPending`, or when its cancellation token fires before it starts (a
+/// waiting job leaves the queue at once, freeing its slot; a job handed to a worker is skipped).
 public final class JobQueue: @unchecked Sendable {
     public enum SubmitOutcome: Equatable, Sendable {
         /// Accepted; `ahead` jobs were waiting before it (0: starts at once or next).
@@ -76,18 +77,23 @@ public final class JobQueue: @unchecked Sendable {
         public let capacity: Int
         public let running: Int
         public let completed: Int
+        /// Jobs dropped before they started because their token was cancelled (client gone).
+        public let abandoned: Int
         public let workers: [WorkerSnapshot]
 
         /// For /health.
         public var json: [String: Any] {
             ["depth": waiting, "capacity": capacity, "running": running, "completed": completed,
-             "workers": workers.map(\.json)]
+             "abandoned": abandoned, "workers": workers.map(\.json)]
         }
     }
 
     private struct Job {
-        let run: (Int) -> Void
+        let id: UInt64
+        /// Returns the hand-over to run once the worker counts as idle again.
+        let run: (Int) -> (() -> Void)?
         let cancelled: () -> Void
+        let cancellation: CancellationToken?
     }
 
     private struct Worker {
@@ -114,6 +120,8 @@ public final class JobQueue: @unchecked Sendable {
     private var workers: [Worker]
     private var closed = false
     private var completed = 0
+    private var abandoned = 0
+    private var nextJobID: UInt64 = 0
     private var averageJobSeconds: Double?
 
     /// Starts `workers` threads, each on a device of its own. `onWorkerStart` runs once on each
@@ -156,21 +164,64 @@ public final class JobQueue: @unchecked Sendable {
     }
 
     /// Enqueues a job. `run` gets the worker index on that worker's thread; `cancelled` runs
-    /// instead (on the caller of `cancelPending`) when the job is dropped before starting.
-    public func submit(_ run: @escaping (Int) -> Void, cancelled: @escaping () -> Void = {}) -> SubmitOutcome {
+    /// instead when the job is dropped before starting: on the caller of `cancelPending`, on the
+    /// thread that cancels `cancellation` while the job waits, or on the worker that finds the
+    /// token cancelled when the job's turn comes.
+    public func submit(_ run: @escaping (Int) -> Void, cancelled: @escaping () -> Void = {},
+                       cancellation: CancellationToken? = nil) -> SubmitOutcome {
+        submit(handingOver: { worker in
+            run(worker)
+            return nil
+        }, cancelled: cancelled, cancellation: cancellation)
+    }
+
+    /// Like `submit`, for a job whose result goes to someone who may submit again at once (a client
+    /// that sends its next request as soon as it has the answer): `run` computes the result and
+    /// returns its hand-over, which runs on the worker's thread after the worker counts as idle. So
+    /// the next job finds the worker free instead of a full queue.
+    public func submit(handingOver run: @escaping (Int) -> (() -> Void)?, cancelled: @escaping () -> Void = {},
+                       cancellation: CancellationToken? = nil) -> SubmitOutcome {
         condition.lock()
-        defer { condition.unlock() }
-        if closed { return .closed }
-        let job = Job(run: run, cancelled: cancelled)
+        if closed {
+            condition.unlock()
+            return .closed
+        }
+        nextJobID += 1
+        let job = Job(id: nextJobID, run: run, cancelled: cancelled, cancellation: cancellation)
         if let worker = leastLoadedIdleWorker() {
             assign(job, to: worker)
             condition.broadcast()
+            condition.unlock()
             return .accepted(ahead: 0)
         }
         let waiting = waitingCount
-        guard waiting < capacity else { return .full(retryAfter: retryAfterLocked(waiting: waiting)) }
+        guard waiting < capacity else {
+            let retryAfter = retryAfterLocked(waiting: waiting)
+            condition.unlock()
+            return .full(retryAfter: retryAfter)
+        }
         pending.append(job)
+        condition.unlock()
+        // Registered after unlocking: an already cancelled token runs the handler at once. Captures
+        // the id only: the job's closures hold the token's owner, which must not hold them back.
+        let id = job.id
+        cancellation?.onCancel { [weak self] _ in self?.withdraw(id) }
         return .accepted(ahead: waiting)
+    }
+
+    /// Takes a waiting job out of the queue (its client is gone) and calls its `cancelled`.
+    /// Does nothing when a worker has already taken it: the worker skips it instead.
+    private func withdraw(_ id: UInt64) {
+        condition.lock()
+        guard let position = pending[pendingHead...].firstIndex(where: { $0.id == id }) else {
+            condition.unlock()
+            return
+        }
+        let job = pending.remove(at: position)
+        abandoned += 1
+        condition.broadcast()
+        condition.unlock()
+        job.cancelled()
     }
 
     /// Notes that worker `worker`'s current job failed on the server side; shown by /health.
@@ -193,7 +244,7 @@ public final class JobQueue: @unchecked Sendable {
                            jobsCompleted: worker.completed, jobsFailed: worker.failed, lastFailure: worker.lastFailure)
         }
         return Snapshot(waiting: waitingCount, capacity: capacity, running: workerCount - idleCount,
-                        completed: completed, workers: workerSnapshots)
+                        completed: completed, abandoned: abandoned, workers: workerSnapshots)
     }
 
     /// Seconds a rejected client should wait: the average job time times the jobs ahead per
@@ -297,18 +348,30 @@ public final class JobQueue: @unchecked Sendable {
             let started = workers[index].busySince ?? uptimeNanoseconds()
             condition.unlock()
 
-            job.run(index)
+            // The client left between the job's assignment and now: skip it instead of running it.
+            let skipped = job.cancellation?.isCancelled ?? false
+            var handOver: (() -> Void)? = nil
+            if skipped { job.cancelled() } else { handOver = job.run(index) }
 
             condition.lock()
-            let seconds = Double(uptimeNanoseconds() - started) / 1e9
-            averageJobSeconds = averageJobSeconds.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
+            if skipped {
+                abandoned += 1
+            } else {
+                let seconds = Double(uptimeNanoseconds() - started) / 1e9
+                averageJobSeconds = averageJobSeconds.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
+                workers[index].completed += 1
+                completed += 1
+            }
             workers[index].job = nil
             workers[index].busySince = nil
-            workers[index].completed += 1
-            completed += 1
             // Every other worker is busy whenever jobs wait, so this one is the least loaded.
             if let next = popPending() { assign(next, to: index) }
             condition.broadcast()
+            if let handOver {
+                condition.unlock()
+                handOver()
+                condition.lock()
+            }
         }
     }
 }

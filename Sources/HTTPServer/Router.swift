@@ -5,6 +5,9 @@ import Foundation
 /// already answered 503 and the job finishes afterwards).
 public final class Responder: @unchecked Sendable {
     public let requestID: String
+    /// Cancelled by the connection when the client goes away before the answer (EOF or reset
+    /// while the request is handled); a job queued or running for this request checks it.
+    public let cancellation = CancellationToken()
     private let lock = NSLock()
     private var deliver: ((HTTPResponse) -> Void)?
 

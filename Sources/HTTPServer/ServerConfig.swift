@@ -2,7 +2,8 @@ import Foundation
 
 /// Everything `HTTPServer` needs to listen and to protect itself from clients.
 public struct ServerConfig: Sendable {
-    /// Address to bind: `0.0.0.0`, `127.0.0.1`, `::`, a host name.
+    /// Address to bind: `127.0.0.1` (the default: this machine only), `0.0.0.0` or `::` (every
+    /// interface), a host name.
     public var host: String
     /// Port to bind; 0 picks an ephemeral port (read it back from `HTTPServer.port`).
     public var port: Int
@@ -28,12 +29,16 @@ public struct ServerConfig: Sendable {
     public var maxRequestsPerConnection: Int?
     /// Value of the `Server` header; nil to omit it.
     public var serverName: String?
+    /// When set, every request outside `openPaths` must present this key, or gets 401.
+    public var apiKey: APIKey?
+    /// Paths served without the key (liveness probes). Empty protects everything.
+    public var openPaths: Set<String>
 
-    public init(host: String = "0.0.0.0", port: Int = 10006, backlog: Int32 = 512, maxConnections: Int = 512,
+    public init(host: String = "127.0.0.1", port: Int = 10006, backlog: Int32 = 512, maxConnections: Int = 512,
                 limits: HTTPParserLimits = HTTPParserLimits(), readTimeout: TimeInterval = 60,
                 writeTimeout: TimeInterval = 60, keepAliveTimeout: TimeInterval = 75,
                 lingerTimeout: TimeInterval = 2, maxRequestsPerConnection: Int? = nil,
-                serverName: String? = "gen3d") {
+                serverName: String? = "gen3d", apiKey: APIKey? = nil, openPaths: Set<String> = ["/health"]) {
         self.host = host
         self.port = port
         self.backlog = backlog
@@ -45,5 +50,7 @@ public struct ServerConfig: Sendable {
         self.lingerTimeout = lingerTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.serverName = serverName
+        self.apiKey = apiKey
+        self.openPaths = openPaths
     }
 }

@@ -55,12 +55,30 @@ public struct AssemblyOptions {
     }
 }
 
+/// A model a pipeline loaded: its public id and where its weights came from on this host.
+public struct LoadedModel: Sendable, Equatable {
+    /// The hub repository ("microsoft/TRELLIS-image-large") or a label for built-in weights: safe to show anyone.
+    public var id: String
+    /// The file or folder it was read from: for the operator's log only (it reveals the host's layout).
+    public var path: String
+
+    public init(id: String, path: String) {
+        self.id = id
+        self.path = path
+    }
+
+    /// The registry model `name`, read from `url`.
+    static func registry(_ name: String, at url: URL) -> LoadedModel {
+        LoadedModel(id: ModelRegistry.model(named: name)?.repo ?? name, path: url.path)
+    }
+}
+
 public struct AssembledPipeline {
     public var pipeline: GenerationPipeline
     public var name: String
     public var isSmoke: Bool
-    /// Loaded stage -> where its weights came from.
-    public var loaded: [String: String]
+    /// Loaded stage -> its id and where its weights came from.
+    public var loaded: [String: LoadedModel]
     /// What is missing, each with the command that fetches it.
     public var missing: [String]
     public var memoryPlan: MemoryPlan
@@ -115,7 +133,7 @@ public enum PipelineAssembly {
         let halfDType: DType = device.isCUDA ? .float16 : .float32
         let fluxDType: DType = device.isCUDA ? .bfloat16 : .float32
 
-        var loaded: [String: String] = [:]
+        var loaded: [String: LoadedModel] = [:]
         var generators: [String: GaussianStage] = [:]
         var lgmModel: LGM? = nil
         if !options.forceSmoke {
@@ -129,16 +147,16 @@ public enum PipelineAssembly {
                     }
                     generators[name] = stage
                     lgmModel = stage.model
-                    loaded["lgm"] = checkpoint.path
-                    loaded["imagedream"] = imageDream.path
+                    loaded["lgm"] = .registry("lgm", at: checkpoint)
+                    loaded["imagedream"] = .registry("imagedream", at: imageDream)
                 default:
                     guard let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") else { continue }
                     let model = try resident.measure("trellis + dinov2") {
                         try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: halfDType)
                     }
                     generators[name] = TrellisGaussianStage(model: model)
-                    loaded["trellis"] = trellis.path
-                    loaded["dinov2"] = dino.path
+                    loaded["trellis"] = .registry("trellis-image-large", at: trellis)
+                    loaded["dinov2"] = .registry("dinov2-large-reg", at: dino)
                 }
             }
         }
@@ -146,8 +164,8 @@ public enum PipelineAssembly {
         if let defaultGenerator = options.generators.first(where: { generators[$0] != nil }) {
             var textToImage: TextToImageStage? = nil
             var missing = missing
-            if let flux = location("flux1-schnell"), !plan.loadsTextToImage {
-                missing.append("flux1-schnell: present at \(flux.path) but not loaded under the \(plan.tier.rawValue) memory plan "
+            if location("flux1-schnell") != nil, !plan.loadsTextToImage {
+                missing.append("flux1-schnell: present but not loaded under the \(plan.tier.rawValue) memory plan "
                                + "(\(plan.reason)); text prompts answer 503")
             } else if let flux = location("flux1-schnell") {
                 let format: FluxWeightFormat = options.fluxFloat8 || plan.fluxFloat8 ? .float8(Float8Options()) : .dense
@@ -157,7 +175,7 @@ public enum PipelineAssembly {
                 }
                 textToImage = FluxTextToImageStage(pipeline: pipe, tokenizer: try FluxFolderTokenizer(folder: flux),
                                                    device: device, size: options.fluxSize)
-                loaded["flux"] = flux.path
+                loaded["flux"] = .registry("flux1-schnell", at: flux)
             }
             var remover: BackgroundRemovalStage? = nil
             if let birefnet = location("birefnet") {
@@ -166,7 +184,7 @@ public enum PipelineAssembly {
                     try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType,
                                         options: BiRefNetRemoverOptions(maxBatch: plan.backgroundBatch))
                 }
-                loaded["birefnet"] = birefnet.path
+                loaded["birefnet"] = .registry("birefnet", at: birefnet)
             }
             var directText: [String: TextToGaussianStage] = [:]
             if let lgmModel, let mvdream = location("mvdream") {
@@ -174,7 +192,7 @@ public enum PipelineAssembly {
                     try MVDreamLGMStage.load(mvdream: mvdream, model: lgmModel, backgroundRemoval: remover, device: device,
                                              dtype: halfDType)
                 }
-                loaded["mvdream"] = mvdream.path
+                loaded["mvdream"] = .registry("mvdream", at: mvdream)
             }
             let gate = try resident.measure("validator scorers") { try loadValidator(device: device, locate: location) }
             for (k, v) in gate.loaded { loaded[k] = v }
@@ -212,15 +230,18 @@ public enum PipelineAssembly {
                                           gaussians: TrellisGaussianStage(model: model, name: "smoke-trellis"),
                                           validator: nil, missingAdvice: advice(missing))
         return AssembledPipeline(pipeline: pipeline, name: "smoke (tiny random-weight networks; NOT real generation)",
-                                 isSmoke: true, loaded: ["smoke": dir.path], missing: missing,
+                                 isSmoke: true, loaded: ["smoke": LoadedModel(id: "assets/smoke (tiny random-weight networks)",
+                                                                               path: dir.path)],
+                                 missing: missing,
                                  memoryPlan: try MemoryPlan.forDevice(device), residentSizes: ResidentSizes(device: device))
     }
 
     /// The validator gate: the data checks always; the text-alignment and quality scorers when their weights are
     /// present (open_clip convnext_large_d; DINOv2-small + the 404-Gen quality head). Scorers run fp16 on the GPU
     /// as the validators do (autocast), fp32 on the CPU.
-    static func loadValidator(device: Device, locate: (String) -> URL?) throws -> (gate: ValidatorGate, loaded: [String: String]) {
-        var loaded: [String: String] = [:]
+    static func loadValidator(device: Device, locate: (String) -> URL?) throws
+        -> (gate: ValidatorGate, loaded: [String: LoadedModel]) {
+        var loaded: [String: LoadedModel] = [:]
         let dtype: DType = device.isCUDA ? .float16 : .float32
         func file(_ dir: URL, _ names: [String]) -> URL? {
             names.map { dir.appendingPathComponent($0) }.first { FileManager.default.fileExists(atPath: $0.path) }
@@ -235,7 +256,7 @@ public enum PipelineAssembly {
             let model = try OpenCLIPConvNeXt.load(config: .convnextLargeD, source: weights(f), device: device, dtype: dtype)
             alignment = TextAlignmentScorer(model: model)
             tokenizer = try CLIPTokenizer.openCLIP()
-            loaded["clip-convnext-large-d"] = f.path
+            loaded["clip-convnext-large-d"] = .registry("clip-convnext-large-d", at: f)
         }
         var quality: QualityScorer? = nil
         if let dino = locate("dinov2-small"), let head = locate("quality-scorer"),
@@ -245,7 +266,7 @@ public enum PipelineAssembly {
                                                   from: Data(contentsOf: dino.appendingPathComponent("config.json")))
             quality = try QualityScorer.load(config: config, pretrainedBackbone: weights(backbone),
                                              headCheckpoint: weights(headFile), device: device, dtype: dtype)
-            loaded["quality-scorer"] = headFile.path
+            loaded["quality-scorer"] = .registry("quality-scorer", at: headFile)
         }
         let gate = ValidatorGate(rasterizer: makeRasterizer(device: device), alignment: alignment, quality: quality, lpips: nil,
                                  tokenizer: tokenizer, device: device)

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Imaging
 import PLY
 
@@ -16,11 +17,15 @@ public enum PipelineError: Error, CustomStringConvertible {
     /// A stage the request needs has no model loaded; the message says how to get it.
     case missingStage(String)
     case badInput(String)
+    /// The job's cancellation token fired; the job stopped after `stage` ("" before the first stage).
+    case cancelled(after: String, reason: String)
 
     public var description: String {
         switch self {
         case .missingStage(let why): return why
         case .badInput(let why): return why
+        case .cancelled(let stage, let reason):
+            return (stage.isEmpty ? "stopped before its first stage" : "stopped after stage '\(stage)'") + ": \(reason)"
         }
     }
 }
@@ -41,6 +46,8 @@ public struct GenerationJob {
     public var generator: String?
     /// How a text prompt reaches the generator; nil = the pipeline's default for that generator.
     public var textRoute: TextRoute?
+    /// Checked between stages: once cancelled (the client left) the job stops at the next stage boundary.
+    public var cancellation: CancellationToken?
 
     public init(prompt: Prompt, seed: UInt64 = 42, settings: GaussianSettings = .fast, output: SplatOutputOptions = .init(),
                 validate: Bool = true, minScore: Double = 0.6, timeBudget: Double = 25, maxAttempts: Int = 4,
@@ -166,18 +173,24 @@ public final class GenerationPipeline {
         return (name, defaultTextRoute == .mvdream && directText[name] != nil ? .mvdream : .flux)
     }
 
+    /// Throws `PipelineError.cancelled` when the job's token has fired; called between stages.
+    private func stopIfCancelled(_ job: GenerationJob, after stage: String) throws {
+        if let reason = job.cancellation?.reason { throw PipelineError.cancelled(after: stage, reason: reason) }
+    }
+
     public func run(_ job: GenerationJob) throws -> GenerationOutcome {
         let start = Date()
         var timings = StageTimings()
         var notes: [String] = []
         let (generatorName, route) = try resolve(job)
+        try stopIfCancelled(job, after: "")
 
         // One attempt: a seed -> a splat (and what the 3D stage saw).
         let attempt: (UInt64, inout StageTimings) throws -> (GaussianSplat, Image)
         if route == .mvdream, case .text(let text) = job.prompt, let direct = directText[generatorName] {
             attempt = { seed, timings in try direct.generate(text: text, seed: seed, output: job.output, timings: &timings) }
         } else {
-            let rgba = try conditioningImage(job.prompt, seed: job.seed, timings: &timings)
+            let rgba = try conditioningImage(job, timings: &timings)
             let stage = generators[generatorName]!
             attempt = { seed, timings in
                 let splat = try timings.measure("gaussians") {
@@ -198,9 +211,11 @@ public final class GenerationPipeline {
         while true {
             let t0 = Date()
             let (splat, seen) = try attempt(seed, &timings)
+            try stopIfCancelled(job, after: timings.entries.last?.name ?? "gaussians")
             var verdict: ValidationVerdict? = nil
             if let validator {
                 verdict = try timings.measure("validate") { try validator.evaluate(splat, prompt: job.prompt, orientation: job.output.orientation) }
+                try stopIfCancelled(job, after: "validate")
             }
             let took = Date().timeIntervalSince(t0)
             attempts.append(GenerationAttempt(seed: seed, gaussians: splat.count, score: verdict?.score, seconds: took))
@@ -229,20 +244,23 @@ public final class GenerationPipeline {
 
     /// The cut-out RGBA image of the image route: the prompt image, or FLUX's picture of the text, after background
     /// removal (an image that already has transparency may skip it when BiRefNet is absent).
-    private func conditioningImage(_ prompt: Prompt, seed: UInt64, timings: inout StageTimings) throws -> Image {
+    private func conditioningImage(_ job: GenerationJob, timings: inout StageTimings) throws -> Image {
         let source: Image
-        switch prompt {
+        switch job.prompt {
         case .text(let text):
             guard let t2i = textToImage else {
                 throw PipelineError.missingStage(missingAdvice["text-to-image"]
                     ?? "text prompts need the text-to-image model (FLUX.1-schnell), which is not loaded")
             }
-            source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: seed) }
+            source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: job.seed) }
+            try stopIfCancelled(job, after: "text-to-image")
         case .image(let image):
             source = image
         }
         if let remover = backgroundRemoval {
-            return try timings.measure("background") { try remover.removeBackground(source) }
+            let cutOut = try timings.measure("background") { try remover.removeBackground(source) }
+            try stopIfCancelled(job, after: "background")
+            return cutOut
         }
         guard source.hasTransparency else {
             throw PipelineError.missingStage(missingAdvice["background-removal"]

@@ -15,6 +15,8 @@ public enum JobFailure: Error, Equatable, CustomStringConvertible {
     case unprocessable(String)
     /// Anything else that was thrown while the job ran.
     case `internal`(String)
+    /// The job's cancellation token fired (its client left); it stopped at a stage boundary.
+    case cancelled(String)
 
     /// Sorts an error thrown by a pipeline run.
     public init(classifying error: Error) {
@@ -23,6 +25,7 @@ public enum JobFailure: Error, Equatable, CustomStringConvertible {
         case let torch as TorchError where torch.isOutOfMemory: self = .outOfMemory(torch.message)
         case PipelineError.missingStage(let why): self = .missingStage(why)
         case PipelineError.badInput(let why): self = .badInput(why)
+        case PipelineError.cancelled: self = .cancelled("\(error)")
         case let imaging as ImagingError: self = .unprocessable("\(imaging)")
         // The image has nothing to reconstruct (no foreground after the cut-out): the request's content, not a fault.
         case let preprocess as TrellisPreprocess.PreprocessError: self = .unprocessable("\(preprocess)")
@@ -34,14 +37,14 @@ public enum JobFailure: Error, Equatable, CustomStringConvertible {
     public var isServerSide: Bool {
         switch self {
         case .outOfMemory, .internal: return true
-        case .missingStage, .badInput, .unprocessable: return false
+        case .missingStage, .badInput, .unprocessable, .cancelled: return false
         }
     }
 
     public var description: String {
         switch self {
         case .outOfMemory(let message): return "out of memory: \(message)"
-        case .missingStage(let why), .badInput(let why), .unprocessable(let why): return why
+        case .missingStage(let why), .badInput(let why), .unprocessable(let why), .cancelled(let why): return why
         case .internal(let message): return message
         }
     }

@@ -116,4 +116,19 @@ final class JobQueueTests: XCTestCase {
             XCTAssertEqual(hookThreads.value[worker], thread, "worker \(worker) ran a job on another thread")
         }
     }
+
+    /// The hand-over runs once the worker is idle: a follow-up submitted from it (a client that sends
+    /// its next request on receiving the answer) finds the worker free even with no queue. Before,
+    /// the answer went out while the worker still counted as busy and such a client could get 503.
+    func testHandOverRunsAfterTheWorkerIsIdle() throws {
+        let queue = JobQueue(workers: 1, capacity: 0)
+        defer { queue.close() }
+        let followUp = Locked<JobQueue.SubmitOutcome?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        XCTAssertEqual(queue.submit(handingOver: { _ in
+            { followUp.mutate { $0 = queue.submit({ _ in done.signal() }) } }
+        }), .accepted(ahead: 0))
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(followUp.value, .accepted(ahead: 0))
+    }
 }

@@ -27,6 +27,11 @@ struct ModelOptions: ParsableArguments {
     var fluxFP8 = false
     @OptionGroup var generation: GeneratorOptions
 
+    func validate() throws {
+        try OptionCheck.integer(fluxSize, "flux-size", in: 64...2048)
+        guard fluxSize % 16 == 0 else { throw ValidationError("--flux-size must be a multiple of 16, got \(fluxSize)") }
+    }
+
     /// The devices listed by `--device`, checked against this machine.
     func devices() throws -> [Device] {
         do {
@@ -61,6 +66,12 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("time-budget"), help: "Seconds within which retries with new seeds may start.")
     var timeBudget = 25.0
 
+    func validate() throws {
+        _ = try settings()
+        try OptionCheck.number(minScore, "min-score", in: 0...1)
+        try OptionCheck.number(timeBudget, "time-budget", in: 0...3600, unit: " s")
+    }
+
     func devices() throws -> [Device] { try models.devices() }
     func assemble(on device: Device) throws -> AssembledPipeline { try models.assemble(on: device) }
 
@@ -76,7 +87,7 @@ struct ServeCommand: ParsableCommand {
         abstract: "Run the generation daemon: POST /generate/ (legacy miner), POST /generate (Competition 0), GET /health.")
 
     @Option(help: "Address to listen on (0.0.0.0 for every interface).") var host = "127.0.0.1"
-    @Option(help: "Port.") var port = 10006
+    @Option(help: "Port (0: any free port, printed at start-up).") var port = 10006
     @OptionGroup var pipeline: PipelineOptions
     @Option(help: ArgumentHelp("Worker count, spread round-robin over the devices (default: one per device). "
                                + "Each worker loads its own copy of the pipeline: two on one GPU need twice its memory."))
@@ -86,6 +97,12 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("read-timeout"), help: "Seconds to receive a whole request.") var readTimeout = 60.0
     @Option(name: .customLong("write-timeout"), help: "Seconds without progress writing a response.") var writeTimeout = 60.0
     @Option(help: "Seconds in-flight jobs get to finish on SIGTERM/SIGINT.") var grace = 30.0
+    @Option(name: .customLong("api-key-file"), help: ArgumentHelp(
+        "File holding an API key: every request must then send 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
+        + "(else 401); /health stays open unless --protect-health.", valueName: "FILE"))
+    var apiKeyFile: String?
+    @Flag(name: .customLong("protect-health"), help: "With --api-key-file: /health needs the key too.")
+    var protectHealth = false
     @Option(name: .customLong("inject-oom-worker"),
             help: ArgumentHelp("Failure drill: worker N's first jobs fail with a real allocator out-of-memory error.",
                                visibility: .hidden))
@@ -94,12 +111,42 @@ struct ServeCommand: ParsableCommand {
             help: ArgumentHelp("Failure drill: how many jobs of --inject-oom-worker fail.", visibility: .hidden))
     var injectOOMJobs = 1
 
+    /// Every numeric option is checked here, before anything loads (ArgumentParser calls it first), so
+    /// nonsense fails at once with the option's name instead of trapping after minutes of loading.
     func validate() throws {
-        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1, got \(workers)") }
-        if injectOOMJobs < 0 { throw ValidationError("--inject-oom-jobs must not be negative") }
+        guard !host.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--host must not be empty") }
+        try OptionCheck.integer(port, "port", in: 0...65535)
+        if let workers { try OptionCheck.integer(workers, "workers", in: 1...ServeLimits.maxWorkers) }
+        try OptionCheck.integer(queue, "queue", in: 0...ServeLimits.maxQueue)
+        try OptionCheck.integer(maxBodyMB, "max-body-mb", in: 1...ServeLimits.maxBodyMB)
+        try OptionCheck.number(readTimeout, "read-timeout", in: ServeLimits.minTimeout...ServeLimits.maxSeconds, unit: " s")
+        try OptionCheck.number(writeTimeout, "write-timeout", in: ServeLimits.minTimeout...ServeLimits.maxSeconds, unit: " s")
+        try OptionCheck.number(grace, "grace", in: 0...ServeLimits.maxSeconds, unit: " s")
+        if let injectOOMWorker { try OptionCheck.integer(injectOOMWorker, "inject-oom-worker", in: 0...ServeLimits.maxWorkers - 1) }
+        try OptionCheck.integer(injectOOMJobs, "inject-oom-jobs", in: 0...1_000_000)
+        if protectHealth, apiKeyFile == nil { throw ValidationError("--protect-health needs --api-key-file") }
+        _ = try serverConfig()
+    }
+
+    /// The listener's settings, the API key read from its file: all before any model loads.
+    func serverConfig() throws -> ServerConfig {
+        var config = ServerConfig(host: host, port: port)
+        config.limits.maxBodyBytes = maxBodyMB * 1_048_576
+        config.readTimeout = readTimeout
+        config.writeTimeout = writeTimeout
+        if let apiKeyFile {
+            do {
+                config.apiKey = try APIKey.load(fromFile: apiKeyFile)
+            } catch let error as APIKey.LoadError {
+                throw ValidationError("--api-key-file: \(error.description)")
+            }
+            config.openPaths = protectHealth ? [] : ["/health"]
+        }
+        return config
     }
 
     func run() throws {
+        let config = try serverConfig()
         let devices: [Device]
         do {
             devices = try WorkerPlan.assign(workers: workers, over: try pipeline.devices())
@@ -128,8 +175,12 @@ struct ServeCommand: ParsableCommand {
         for m in assembled.missing { log("  \(m)") }
         for line in MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes) { log(line) }
 
+        // /health shows the models' ids; their host paths go to this log only.
         var models: [String: Any] = [:]
-        for (k, v) in assembled.loaded { models[k] = v }
+        for (k, v) in assembled.loaded.sorted(by: { $0.key < $1.key }) {
+            models[k] = v.id
+            log("  \(k): \(v.id) from \(v.path)")
+        }
         var deviceList: [String] = []
         for d in devices where !deviceList.contains(d.description) { deviceList.append(d.description) }
         let status = ServiceStatus(pipelineName: assembled.name, isSmoke: assembled.isSmoke,
@@ -144,10 +195,6 @@ struct ServeCommand: ParsableCommand {
         defaults.timeBudget = pipeline.timeBudget
         let service = PipelineService(workers: workers, status: status, defaults: defaults)
 
-        var config = ServerConfig(host: host, port: port)
-        config.limits.maxBodyBytes = maxBodyMB * 1_048_576
-        config.readTimeout = readTimeout
-        config.writeTimeout = writeTimeout
         // Each GPU worker runs its jobs on a stream of its own (kept alive for the server's lifetime),
         // so two workers sharing a GPU overlap instead of queueing on one stream.
         let streams = devices.map { d -> CUDAStream? in
@@ -159,6 +206,9 @@ struct ServeCommand: ParsableCommand {
             try? streams[worker]?.makeCurrent()
         })
         try server.start()
+        if config.apiKey != nil {
+            log("API key required (Authorization: Bearer or X-API-Key)" + (protectHealth ? ", /health included" : "; /health open"))
+        }
         log("listening on http://\(host):\(server.port) with \(devices.count) worker(s): "
             + devices.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: " "))
         server.runUntilSignalled(grace: grace)
@@ -185,7 +235,10 @@ struct GeneratorOptions: ParsableArguments {
         _ = try generators()
         _ = try route()
         _ = try MemoryPlanOption.parse(memoryPlan)
-        if let capGiB, !(capGiB > 0 && capGiB.isFinite) { throw ValidationError("--cap-gib must be a positive number") }
+        if let capGiB {
+            guard capGiB > 0 else { throw ValidationError("--cap-gib must be a positive number of GiB, got \(capGiB)") }
+            try OptionCheck.number(capGiB, "cap-gib", in: 0...ServeLimits.maxCapGiB, unit: " GiB")
+        }
     }
 
     func generators() throws -> [String] { try GeneratorOptions.parseGenerators(generator) }
@@ -234,6 +287,37 @@ enum MemoryPlanOption {
         log(String(format: "allocator capped at %.1f GiB (%.3f of the card)", gib, fraction))
         return Int64(gib * GiB.bytes)
     }
+}
+
+/// Upper bounds of `serve`'s options: far above any real use, low enough that no arithmetic on them overflows.
+enum ServeLimits {
+    static let maxWorkers = 64
+    static let maxQueue = 10_000
+    /// Bodies are held in memory whole; 1 GiB is far beyond any image prompt.
+    static let maxBodyMB = 1024
+    static let minTimeout = 0.1
+    static let maxSeconds = 86_400.0
+    /// Larger than any GPU's memory.
+    static let maxCapGiB = 4096.0
+}
+
+/// Range checks for numeric command-line options, with the option's name in the error.
+enum OptionCheck {
+    static func integer(_ value: Int, _ name: String, in range: ClosedRange<Int>) throws {
+        guard range.contains(value) else {
+            throw ValidationError("--\(name) must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
+    }
+
+    /// Also refuses nan and infinity.
+    static func number(_ value: Double, _ name: String, in range: ClosedRange<Double>, unit: String = "") throws {
+        guard value.isFinite, range.contains(value) else {
+            throw ValidationError("--\(name) must be a number between \(format(range.lowerBound)) and "
+                                  + "\(format(range.upperBound))\(unit), got \(value)")
+        }
+    }
+
+    private static func format(_ value: Double) -> String { String(format: "%g", value) }
 }
 
 func log(_ message: String) {

@@ -2,38 +2,51 @@ import Foundation
 import PLY
 import HTTPServer
 import Imaging
-import Pipeline
 
 /// What the daemon has loaded, for /health and the start-up log.
-struct ServiceStatus {
-    var pipelineName: String
+public struct ServiceStatus {
+    public var pipelineName: String
     /// True when the pipeline is the smoke pipeline of tiny random-weight networks (never real generation).
-    var isSmoke: Bool
-    var device: String
-    var models: [String: Any]
-    var missing: [String]
-    var version: String
+    public var isSmoke: Bool
+    public var device: String
+    /// Loaded stage -> the model's id (hub repository or "assets/smoke"): never a host path, /health is public.
+    public var models: [String: Any]
+    public var missing: [String]
+    public var version: String
     /// The memory plan and each model's measured resident size.
-    var memory: [String: Any] = [:]
+    public var memory: [String: Any] = [:]
+
+    public init(pipelineName: String, isSmoke: Bool, device: String, models: [String: Any], missing: [String],
+                version: String, memory: [String: Any] = [:]) {
+        self.pipelineName = pipelineName
+        self.isSmoke = isSmoke
+        self.device = device
+        self.models = models
+        self.missing = missing
+        self.version = version
+        self.memory = memory
+    }
 }
 
 /// Serves the subnet APIs from one `PipelineWorker` per server worker (worker i runs `workers[i]`;
 /// several workers may share a device, each with its own pipeline).
-final class PipelineService: GenerationService {
+public final class PipelineService: GenerationService {
     private let workers: [PipelineWorker]
     private let status: ServiceStatus
     private let defaults: ServiceDefaults
     private let maxImagePixels: Int
 
-    struct ServiceDefaults {
-        var settings: GaussianSettings = .fast
-        var validate = true
-        var minScore = 0.6
-        var timeBudget = 25.0
-        var includeNormals = true
+    public struct ServiceDefaults {
+        public var settings: GaussianSettings = .fast
+        public var validate = true
+        public var minScore = 0.6
+        public var timeBudget = 25.0
+        public var includeNormals = true
+
+        public init() {}
     }
 
-    init(workers: [PipelineWorker], status: ServiceStatus, defaults: ServiceDefaults, maxImagePixels: Int = 4096 * 4096) {
+    public init(workers: [PipelineWorker], status: ServiceStatus, defaults: ServiceDefaults, maxImagePixels: Int = 4096 * 4096) {
         precondition(!workers.isEmpty)
         self.workers = workers
         self.status = status
@@ -41,7 +54,7 @@ final class PipelineService: GenerationService {
         self.maxImagePixels = maxImagePixels
     }
 
-    func health() -> [String: Any] {
+    public func health() -> [String: Any] {
         var h: [String: Any] = [
             "status": status.isSmoke ? "smoke" : "ok",
             "ready": true,
@@ -75,8 +88,14 @@ final class PipelineService: GenerationService {
         return routes
     }
 
-    func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult {
-        let job = try makeJob(request)
+    public func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult {
+        try generate(request, worker: worker, cancellation: CancellationToken())
+    }
+
+    public func generate(_ request: GenerationRequest, worker: Int, cancellation: CancellationToken) throws
+        -> GenerationResult {
+        var job = try makeJob(request)
+        job.cancellation = cancellation
         let outcome: GenerationOutcome
         do {
             outcome = try workers[worker].run(job)
@@ -87,6 +106,7 @@ final class PipelineService: GenerationService {
             case .badInput(let why): throw GenerationError.badInput(why)
             case .unprocessable(let why): throw GenerationError.unprocessable(why)
             case .internal(let message): throw GenerationError.internal(message)
+            case .cancelled(let why): throw GenerationError.cancelled(why)
             }
         }
 
@@ -109,7 +129,7 @@ final class PipelineService: GenerationService {
     }
 
     private func makeJob(_ request: GenerationRequest) throws -> GenerationJob {
-        let prompt: Pipeline.Prompt
+        let prompt: Prompt
         switch request.prompt {
         case .text(let text):
             let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
