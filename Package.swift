@@ -61,13 +61,16 @@ let package = Package(
         // Stages, configuration, pipeline assembly.
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
                                                  "ModelStore", "Tokenizers"], swiftSettings: strict),
+        // The generation API over HTTP: requests mapped to pipeline jobs, outcomes to answers.
+        .target(name: "Service", dependencies: ["Pipeline", "HTTPServer", "PLY", "Imaging", "TorchShim"],
+                swiftSettings: strict),
         // Benchmarks, random-weight timing pipelines, the readiness client and bench reports: diagnostics that
         // runtime targets never import.
         .target(name: "Diagnostics", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
                                                     "ModelStore", "Tokenizers", "HTTPServer", "Pipeline"],
                 swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "Fixtures", "Diagnostics", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
+            "Pipeline", "Service", "Fixtures", "Diagnostics", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -83,6 +86,8 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer", "Diagnostics"], swiftSettings: strict),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Pipeline", "HTTPServer", "PLY", "Imaging"],
+                    swiftSettings: strict),
         .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Pipeline", "HTTPServer"], swiftSettings: strict),
     ]
 )

@@ -85,7 +85,7 @@ public struct AssembledPipeline {
     /// Measured GPU memory of each model as it loaded (empty on the CPU).
     public var residentSizes: ResidentSizes
 
-    public init(pipeline: GenerationPipeline, name: String, isSmoke: Bool, loaded: [String: String], missing: [String],
+    public init(pipeline: GenerationPipeline, name: String, isSmoke: Bool, loaded: [String: LoadedModel], missing: [String],
                 memoryPlan: MemoryPlan, residentSizes: ResidentSizes) {
         self.pipeline = pipeline
         self.name = name

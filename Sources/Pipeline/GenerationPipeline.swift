@@ -1,5 +1,4 @@
 import Foundation
-import HTTPServer
 import Imaging
 import PLY
 
@@ -11,6 +10,12 @@ public struct SplatOutputOptions: Sendable, Equatable {
         self.orientation = orientation
         self.includeNormals = includeNormals
     }
+}
+
+/// Whether whoever waits for a job has gone, and why: the job stops at its next stage boundary once `reason` is set.
+/// The HTTP layer's `CancellationToken` is one (Service conforms it); Pipeline does not depend on HTTP.
+public protocol CancellationSignal: AnyObject, Sendable {
+    var reason: String? { get }
 }
 
 public enum PipelineError: Error, CustomStringConvertible {
@@ -47,7 +52,7 @@ public struct GenerationJob {
     /// How a text prompt reaches the generator; nil = the pipeline's default for that generator.
     public var textRoute: TextRoute?
     /// Checked between stages: once cancelled (the client left) the job stops at the next stage boundary.
-    public var cancellation: CancellationToken?
+    public var cancellation: CancellationSignal?
 
     public init(prompt: Prompt, seed: UInt64 = 42, settings: GaussianSettings = .fast, output: SplatOutputOptions = .init(),
                 validate: Bool = true, minScore: Double = 0.6, timeBudget: Double = 25, maxAttempts: Int = 4,

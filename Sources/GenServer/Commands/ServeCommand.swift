@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import ModelStore
 import Pipeline
+import Service
 import Diagnostics
 import TorchShim
 

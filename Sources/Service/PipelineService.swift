@@ -1,6 +1,7 @@
 import Foundation
 import PLY
 import HTTPServer
+import Pipeline
 import Imaging
 
 /// What the daemon has loaded, for /health and the start-up log.
@@ -129,7 +130,7 @@ public final class PipelineService: GenerationService {
     }
 
     private func makeJob(_ request: GenerationRequest) throws -> GenerationJob {
-        let prompt: Prompt
+        let prompt: Pipeline.Prompt
         switch request.prompt {
         case .text(let text):
             let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -174,3 +175,5 @@ public final class PipelineService: GenerationService {
                              textRoute: textRoute)
     }
 }
+
+extension CancellationToken: CancellationSignal {}

@@ -4,6 +4,7 @@ import Imaging
 import PLY
 import XCTest
 @testable import Pipeline
+@testable import Service
 
 /// A running job whose client disconnects stops at the next stage boundary, with a log line, and
 /// the worker goes on to the next job. Served over real sockets by the real `PipelineService` and
@@ -34,7 +35,10 @@ final class AbandonedJobTests: XCTestCase {
             lock.lock()
             count += 1
             lock.unlock()
-            return GeneratorRoutingTests.RecordingGaussians.splat(count: 3)
+            let n = 3
+            return GaussianSplat(positions: Array(repeating: 0, count: 3 * n), shDC: Array(repeating: 0, count: 3 * n),
+                                 opacities: Array(repeating: 1, count: n), scales: Array(repeating: -3, count: 3 * n),
+                                 rotations: Array(repeating: 0.5, count: 4 * n))
         }
     }
 
@@ -115,8 +119,9 @@ final class AbandonedJobTests: XCTestCase {
         let gaussians = CountingGaussians()
         let pipeline = GenerationPipeline(textToImage: text, backgroundRemoval: nil, gaussians: gaussians, validator: nil)
         var job = GenerationJob(prompt: .text("a cup"), validate: false)
-        job.cancellation = CancellationToken()
-        job.cancellation?.cancel(reason: "client gone")
+        let token = CancellationToken()
+        token.cancel(reason: "client gone")
+        job.cancellation = token
         XCTAssertThrowsError(try PipelineWorker(device: .cpu, pipeline: pipeline).run(job)) { error in
             XCTAssertEqual(error as? JobFailure, .cancelled("stopped before its first stage: client gone"))
         }
