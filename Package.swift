@@ -52,25 +52,28 @@ let package = Package(
         .target(name: "ModelStore", dependencies: ["CCurl"], swiftSettings: strict),
         // HTTP/1.1 server on sockets + Dispatch (no NIO), request parsing, bounded job queue.
         .target(name: "HTTPServer", swiftSettings: strict),
-        // Rasterizer, validator cameras and checks, scorers, gate.
-        .target(name: "CLIPValidate", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "Tokenizers"],
+        // The Gaussian rasterizer (CPU and CUDA), render cameras and settings, contact sheets, render comparisons.
+        .target(name: "Splatting", dependencies: ["TorchShim", "PLY", "Imaging"], swiftSettings: strict),
+        // The retired CLIP/IQA validator's emulation: its data checks, scorers, aggregation and render job.
+        .target(name: "CLIPValidate", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "Tokenizers",
+                                                     "Splatting"],
                 swiftSettings: strict),
         // Oracle fixture cases and the runner behind `gen3d selftest` and the parity tests: diagnostics, not runtime.
-        .target(name: "Fixtures", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
+        .target(name: "Fixtures", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate", "Splatting",
                                                  "Tokenizers", "Pipeline"], swiftSettings: strict),
         // Stages, configuration, pipeline assembly.
-        .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
+        .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate", "Splatting",
                                                  "ModelStore", "Tokenizers"], swiftSettings: strict),
         // The generation API over HTTP: requests mapped to pipeline jobs, outcomes to answers.
         .target(name: "Service", dependencies: ["Pipeline", "HTTPServer", "PLY", "Imaging", "TorchShim"],
                 swiftSettings: strict),
         // Benchmarks, random-weight timing pipelines, the readiness client and bench reports: diagnostics that
         // runtime targets never import.
-        .target(name: "Diagnostics", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
+        .target(name: "Diagnostics", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate", "Splatting",
                                                     "ModelStore", "Tokenizers", "HTTPServer", "Pipeline"],
                 swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "Service", "Fixtures", "Diagnostics", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
+            "Pipeline", "Service", "Fixtures", "Diagnostics", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate", "Splatting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -84,7 +87,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Fixtures", "Pipeline", "Diagnostics"], exclude: ["Resources"],
                     swiftSettings: strict),
-        .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim", "Diagnostics"], swiftSettings: strict),
+        .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "Splatting", "PLY", "TorchShim", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Pipeline", "HTTPServer", "PLY", "Imaging"],
                     swiftSettings: strict),

@@ -1,4 +1,5 @@
 import Foundation
+import Splatting
 import Imaging
 import PLY
 import TorchShim

@@ -1,4 +1,5 @@
 import Foundation
+import Splatting
 
 /// One reason the validator refuses a splat before rendering it (three-gen-subnet
 /// `is_input_data_valid`, on the loaded, activated data).

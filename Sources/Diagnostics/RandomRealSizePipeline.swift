@@ -1,5 +1,6 @@
 import Pipeline
 import Foundation
+import Splatting
 import Imaging
 import Models
 import NN

@@ -1,4 +1,5 @@
 import Foundation
+import Splatting
 import Imaging
 import Models
 import ModelStore

@@ -1,5 +1,6 @@
 import CLIPValidate
 import Foundation
+import Splatting
 import Imaging
 import Models
 import PLY

@@ -1,5 +1,6 @@
 import CLIPValidate
 import Foundation
+import Splatting
 import PLY
 import TorchShim
 import XCTest

@@ -1,5 +1,6 @@
 import CLIPValidate
 import Foundation
+import Splatting
 import XCTest
 
 final class RasterizerTests: XCTestCase {

@@ -1,5 +1,6 @@
 import CLIPValidate
 import Foundation
+import Splatting
 import XCTest
 
 /// `gen3d render`'s option handling and a real CPU render of the sample splat to PNG files.

@@ -1,3 +1,4 @@
+import Splatting
 import CLIPValidate
 import XCTest
 

@@ -1,6 +1,7 @@
 import Pipeline
 import CLIPValidate
 import Foundation
+import Splatting
 import TorchShim
 
 /// How a benchmark runs.

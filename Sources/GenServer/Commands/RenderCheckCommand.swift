@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLIPValidate
 import Foundation
+import Splatting
 import PLY
 import TorchShim
 
