@@ -214,7 +214,7 @@ public enum RandomRealSizePipeline {
     }
 
     public static func build(manifests dir: URL, device: Device, targetVoxels: Int = 20_000, fluxSize: Int = 512,
-                             generators: [String] = [GeneratorName.trellis], textRoute: TextRoute = .flux,
+                             generators: [GeneratorID] = [.trellis], textRoute: TextRoute = .flux,
                              plan: MemoryPlan? = nil, withValidator: Bool = false) throws -> AssembledPipeline {
         let plan = try plan ?? MemoryPlan.forDevice(device)
         var resident = ResidentSizes(device: device)
@@ -228,17 +228,18 @@ public enum RandomRealSizePipeline {
         })
         // Off for the daemon and `bench` in timing mode: random scorers would gate (and retry) every job.
         let gate = withValidator ? try resident.measure("validator scorers") { try validator(device: device) } : nil
-        var stages: [String: GaussianStage] = [:]
-        var directText: [String: TextToGaussianStage] = [:]
-        for name in generators {
-            if name == GeneratorName.lgm {
+        var stages: [GeneratorID: GaussianStage] = [:]
+        var directText: [GeneratorID: TextToGaussianStage] = [:]
+        for generator in generators {
+            switch generator {
+            case .lgm:
                 let lgm = try resident.measure("imagedream + lgm + mvdream") {
                     try self.lgm(manifests: dir, device: device, backgroundRemoval: remover)
                 }
-                stages[name] = lgm.image
-                directText[name] = lgm.text
-            } else {
-                stages[name] = TrellisGaussianStage(model: try resident.measure("trellis + dinov2") {
+                stages[generator] = lgm.image
+                directText[generator] = lgm.text
+            case .trellis:
+                stages[generator] = TrellisGaussianStage(model: try resident.measure("trellis + dinov2") {
                     try trellis(manifests: dir, device: device, targetVoxels: targetVoxels)
                 }, name: "random-trellis")
             }

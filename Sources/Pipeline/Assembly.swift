@@ -23,7 +23,7 @@ public struct AssemblyOptions {
     public var fluxFloat8: Bool
     /// The image -> 3D generators to load, the default first: "trellis" and/or "lgm" (ImageDream + LGM, and MVDream
     /// for the text route when present).
-    public var generators: [String]
+    public var generators: [GeneratorID]
     /// The text route of jobs that name none, for generators that have it (LGM): flux or mvdream.
     public var textRoute: TextRoute
     /// Timing mode: every model at its real size with RANDOM weights from the manifests in this folder (TRELLIS's,
@@ -33,7 +33,7 @@ public struct AssemblyOptions {
 
     public init(device: Device, modelsDirectories: [String] = [], smokeDirectory: URL? = nil, forceSmoke: Bool = false,
                 requireReal: Bool = false, fluxSize: Int = 512, fluxFloat8: Bool = false,
-                generators: [String] = [GeneratorName.trellis], textRoute: TextRoute = .flux) {
+                generators: [GeneratorID] = [.trellis], textRoute: TextRoute = .flux) {
         self.generators = generators
         self.textRoute = textRoute
         self.device = device
@@ -46,13 +46,16 @@ public struct AssemblyOptions {
     }
 
     /// The generators of `--generator trellis,lgm`: known names, no repeats, at least one.
-    public static func parseGenerators(_ list: String) throws -> [String] {
-        let names = list.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !names.isEmpty, names.allSatisfy({ GeneratorName.all.contains($0) }) else {
-            throw PipelineError.badInput("--generator takes \(GeneratorName.all.joined(separator: ", ")) or a comma list of them, got '\(list)'")
+    public static func parseGenerators(_ list: String) throws -> [GeneratorID] {
+        let names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty, let generators = try? names.map(GeneratorID.named) else {
+            throw PipelineError.badInput("--generator takes \(GeneratorID.allCases.map(\.rawValue).joined(separator: ", ")) "
+                                         + "or a comma list of them, got '\(list)'")
         }
-        guard Set(names).count == names.count else { throw PipelineError.badInput("--generator lists a generator twice: '\(list)'") }
-        return names
+        guard Set(generators).count == generators.count else {
+            throw PipelineError.badInput("--generator lists a generator twice: '\(list)'")
+        }
+        return generators
     }
 }
 
@@ -69,8 +72,8 @@ public struct LoadedModel: Sendable, Equatable {
     }
 
     /// The registry model `name`, read from `url`.
-    static func registry(_ name: String, at url: URL) -> LoadedModel {
-        LoadedModel(id: ModelRegistry.model(named: name)?.repo ?? name, path: url.path)
+    static func registry(_ model: ModelID, at url: URL) -> LoadedModel {
+        LoadedModel(id: ModelRegistry.model(model)?.repo ?? model.rawValue, path: url.path)
     }
 }
 
@@ -118,102 +121,48 @@ public enum PipelineAssembly {
 
     public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
         let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
-        var resident = ResidentSizes(device: options.device)
         let (admitted, dropped) = plan.admit(generators: options.generators)
-        let notAdmitted = dropped.map(plan.notAdmitted)
-        var options = options
-        options.generators = admitted
-        let report = store.check(models: models(generators: options.generators))
+        let report = store.check(models: models(generators: admitted))
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
-            + notAdmitted
-        func location(_ name: String) -> URL? {
-            guard let spec = ModelRegistry.model(named: name), let loc = store.locate(model: spec) else { return nil }
-            return URL(fileURLWithPath: loc.path)
-        }
-        let device = options.device
-        let halfDType: DType = device.isCUDA ? .float16 : .float32
-        let fluxDType: DType = device.isCUDA ? .bfloat16 : .float32
-
-        var loaded: [String: LoadedModel] = [:]
-        var generators: [String: GaussianStage] = [:]
-        var lgmModel: LGM? = nil
+            + dropped.map(plan.notAdmitted)
+        var loader = ModelLoader(store: store, device: options.device)
+        var generators: [GeneratorID: GaussianStage] = [:]
         if !options.forceSmoke {
-            for name in options.generators {
-                switch name {
-                case GeneratorName.lgm:
-                    guard let lgm = location("lgm"), let imageDream = location("imagedream") else { continue }
-                    let checkpoint = lgm.appendingPathComponent("model_fp16_fixrot.safetensors")
-                    let stage = try resident.measure("imagedream + lgm") {
-                        try LGMGaussianStage.load(imageDream: imageDream, lgmCheckpoint: checkpoint, device: device, dtype: halfDType)
-                    }
-                    generators[name] = stage
-                    lgmModel = stage.model
-                    loaded["lgm"] = .registry("lgm", at: checkpoint)
-                    loaded["imagedream"] = .registry("imagedream", at: imageDream)
-                default:
-                    guard let trellis = location("trellis-image-large"), let dino = location("dinov2-large-reg") else { continue }
-                    let model = try resident.measure("trellis + dinov2") {
-                        try TrellisImageTo3D.load(folder: trellis, dinov2Folder: dino, device: device, dtype: halfDType)
-                    }
-                    generators[name] = TrellisGaussianStage(model: model)
-                    loaded["trellis"] = .registry("trellis-image-large", at: trellis)
-                    loaded["dinov2"] = .registry("dinov2-large-reg", at: dino)
-                }
-            }
+            for generator in admitted { generators[generator] = try loader.loadGenerator(generator) }
         }
         // The default is the first listed generator that loaded.
-        if let defaultGenerator = options.generators.first(where: { generators[$0] != nil }) {
-            var textToImage: TextToImageStage? = nil
-            var missing = missing
-            if location("flux1-schnell") != nil, !plan.loadsTextToImage {
-                missing.append("flux1-schnell: present but not loaded under the \(plan.tier.rawValue) memory plan "
-                               + "(\(plan.reason)); text prompts answer 503")
-            } else if let flux = location("flux1-schnell") {
-                let format: FluxWeightFormat = options.fluxFloat8 || plan.fluxFloat8 ? .float8(Float8Options()) : .dense
-                let pipe = try resident.measure("flux.1-schnell") {
-                    try FluxPipeline.load(folder: flux, device: device, dtype: fluxDType, transformerFormat: format,
-                                          t5Residency: plan.t5StreamedFromHost ? .streamedFromHost : .device)
-                }
-                textToImage = FluxTextToImageStage(pipeline: pipe, tokenizer: try FluxFolderTokenizer(folder: flux),
-                                                   device: device, size: options.fluxSize)
-                loaded["flux"] = .registry("flux1-schnell", at: flux)
+        guard let defaultGenerator = admitted.first(where: { generators[$0] != nil }) else {
+            if options.requireReal {
+                throw PipelineError.missingStage("real weights are required but missing:\n  " + missing.joined(separator: "\n  "))
             }
-            var remover: BackgroundRemovalStage? = nil
-            if let birefnet = location("birefnet") {
-                // BiRefNet's reference runs fp16 on GPU; fp32 on the CPU.
-                remover = try resident.measure("birefnet") {
-                    try BiRefNetRemover(checkpoint: birefnet, device: device, dtype: halfDType,
-                                        options: BiRefNetRemoverOptions(maxBatch: plan.backgroundBatch))
-                }
-                loaded["birefnet"] = .registry("birefnet", at: birefnet)
+            guard let smoke = options.smokeDirectory else {
+                throw PipelineError.missingStage("no real weights and no smoke assets (assets/smoke) found; missing:\n  "
+                    + missing.joined(separator: "\n  "))
             }
-            var directText: [String: TextToGaussianStage] = [:]
-            if let lgmModel, let mvdream = location("mvdream") {
-                directText[GeneratorName.lgm] = try resident.measure("mvdream") {
-                    try MVDreamLGMStage.load(mvdream: mvdream, model: lgmModel, backgroundRemoval: remover, device: device,
-                                             dtype: halfDType)
-                }
-                loaded["mvdream"] = .registry("mvdream", at: mvdream)
-            }
-            let gate = try resident.measure("validator scorers") { try loadValidator(device: device, locate: location) }
-            for (k, v) in gate.loaded { loaded[k] = v }
-            let pipeline = try GenerationPipeline(
-                textToImage: textToImage, backgroundRemoval: remover, generators: generators,
-                defaultGenerator: defaultGenerator, directText: directText, defaultTextRoute: options.textRoute,
-                validator: gate.gate, missingAdvice: advice(missing))
-            return AssembledPipeline(pipeline: pipeline, name: describe(pipeline), isSmoke: false, loaded: loaded,
-                                     missing: missing, memoryPlan: plan, residentSizes: resident)
+            var smokePipeline = try buildSmoke(smoke, device: options.device, missing: missing)
+            smokePipeline.memoryPlan = plan
+            return smokePipeline
         }
-        if options.requireReal {
-            throw PipelineError.missingStage("real weights are required but missing:\n  " + missing.joined(separator: "\n  "))
+        var notes = missing
+        var textToImage: TextToImageStage? = nil
+        if loader.location(.flux1Schnell) != nil, !plan.loadsTextToImage {
+            notes.append("flux1-schnell: present but not loaded under the \(plan.tier.rawValue) memory plan "
+                         + "(\(plan.reason)); text prompts answer 503")
+        } else {
+            textToImage = try loader.loadFlux(plan: plan, float8: options.fluxFloat8, size: options.fluxSize)
         }
-        guard let smoke = options.smokeDirectory else {
-            throw PipelineError.missingStage("no real weights and no smoke assets (assets/smoke) found; missing:\n  "
-                + missing.joined(separator: "\n  "))
+        let remover = try loader.loadBiRefNet(plan: plan)
+        var directText: [GeneratorID: TextToGaussianStage] = [:]
+        if let lgm = loader.lgm {
+            directText[.lgm] = try loader.loadMVDreamRoute(lgm: lgm, backgroundRemoval: remover)
         }
-        var smokePipeline = try buildSmoke(smoke, device: device, missing: missing)
-        smokePipeline.memoryPlan = plan
-        return smokePipeline
+        let gate = try loader.loadValidator()
+        let pipeline = try GenerationPipeline(
+            textToImage: textToImage, backgroundRemoval: remover, generators: generators,
+            defaultGenerator: defaultGenerator, directText: directText, defaultTextRoute: options.textRoute,
+            validator: gate, missingAdvice: advice(notes))
+        return AssembledPipeline(pipeline: pipeline, name: describe(pipeline), isSmoke: false, loaded: loader.loaded,
+                                 missing: notes, memoryPlan: plan, residentSizes: loader.resident)
     }
 
     /// The smoke pipeline: every stage runs (tiny FLUX, tiny BiRefNet at 256 px, tiny TRELLIS) on random weights, fp32.
@@ -237,75 +186,39 @@ public enum PipelineAssembly {
                                  memoryPlan: try MemoryPlan.forDevice(device), residentSizes: ResidentSizes(device: device))
     }
 
-    /// The validator gate: the data checks always; the text-alignment and quality scorers when their weights are
-    /// present (open_clip convnext_large_d; DINOv2-small + the 404-Gen quality head). Scorers run fp16 on the GPU
-    /// as the validators do (autocast), fp32 on the CPU.
-    static func loadValidator(device: Device, locate: (String) -> URL?) throws
-        -> (gate: ValidatorGate, loaded: [String: LoadedModel]) {
-        var loaded: [String: LoadedModel] = [:]
-        let dtype: DType = device.isCUDA ? .float16 : .float32
-        func file(_ dir: URL, _ names: [String]) -> URL? {
-            names.map { dir.appendingPathComponent($0) }.first { FileManager.default.fileExists(atPath: $0.path) }
-        }
-        func weights(_ url: URL) throws -> WeightSource {
-            url.pathExtension == "safetensors" ? try SafeTensors.open(url) : try TorchCheckpoint(url: url)
-        }
-        var alignment: TextAlignmentScorer? = nil
-        var tokenizer: CLIPTokenizer? = nil
-        if let dir = locate("clip-convnext-large-d"),
-           let f = file(dir, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]) {
-            let model = try OpenCLIPConvNeXt.load(config: .convnextLargeD, source: weights(f), device: device, dtype: dtype)
-            alignment = TextAlignmentScorer(model: model)
-            tokenizer = try CLIPTokenizer.openCLIP()
-            loaded["clip-convnext-large-d"] = .registry("clip-convnext-large-d", at: f)
-        }
-        var quality: QualityScorer? = nil
-        if let dino = locate("dinov2-small"), let head = locate("quality-scorer"),
-           let headFile = file(head, ["quality_scorer.safetensors", "quality_scorer.pth"]),
-           let backbone = file(dino, ["model.safetensors", "pytorch_model.bin"]) {
-            let config = try JSONDecoder().decode(DINOv2.Config.self,
-                                                  from: Data(contentsOf: dino.appendingPathComponent("config.json")))
-            quality = try QualityScorer.load(config: config, pretrainedBackbone: weights(backbone),
-                                             headCheckpoint: weights(headFile), device: device, dtype: dtype)
-            loaded["quality-scorer"] = .registry("quality-scorer", at: headFile)
-        }
-        let gate = ValidatorGate(rasterizer: makeRasterizer(device: device), alignment: alignment, quality: quality, lpips: nil,
-                                 tokenizer: tokenizer, device: device)
-        return (gate, loaded)
-    }
-
     /// The registry entries a pipeline with `generators` loads, in registry order: FLUX.1-schnell, BiRefNet and the
     /// validator scorers always, plus each generator's own models.
-    public static func models(generators: [String]) -> [ModelSpec] {
-        var names: Set = ["flux1-schnell", "birefnet", "clip-convnext-large-d", "dinov2-small", "quality-scorer"]
-        if generators.contains(GeneratorName.trellis) { names.formUnion(["trellis-image-large", "dinov2-large-reg"]) }
-        if generators.contains(GeneratorName.lgm) { names.formUnion(["lgm", "imagedream", "mvdream"]) }
-        return ModelRegistry.models(for: .all).filter { names.contains($0.name) }
+    public static func models(generators: [GeneratorID]) -> [ModelSpec] {
+        let always: [ModelID] = [.flux1Schnell, .birefnet, .clipConvnextLargeD, .dinov2Small, .qualityScorer]
+        let ids = Set((always + generators.flatMap(\.models)).map(\.rawValue))
+        return ModelRegistry.models(for: .all).filter { ids.contains($0.name) }
     }
 
     /// "trellis-image-large + lgm (mvdream text route) + flux.1-schnell": the generators (default first) and the front end.
     public static func describe(_ pipeline: GenerationPipeline) -> String {
-        let generators = pipeline.generatorNames.map { name -> String in
-            let label = name == GeneratorName.trellis ? "trellis-image-large" : name == GeneratorName.lgm ? "imagedream + lgm" : name
-            return pipeline.directText[name] == nil ? label : label + " (+ mvdream text route)"
+        let generators = pipeline.loadedGenerators.map { generator -> String in
+            pipeline.directText[generator] == nil ? generator.label : generator.label + " (+ mvdream text route)"
         }
         return generators.joined(separator: ", ") + (pipeline.textToImage == nil ? "" : " + flux.1-schnell")
     }
 
-    static func advice(_ missing: [String]) -> [String: String] {
-        func find(_ name: String) -> String? { missing.first { $0.hasPrefix(name + ":") } }
-        var a: [String: String] = [:]
-        if let m = find("mvdream") { a["mvdream"] = "text route 'mvdream' needs MVDream, which is not present (\(m))" }
-        if let m = find("lgm") ?? find("imagedream") { a["generator-lgm"] = "generator 'lgm' needs LGM and ImageDream (\(m))" }
-        if let m = find("trellis-image-large") ?? find("dinov2-large-reg") {
-            a["generator-trellis"] = "generator 'trellis' needs TRELLIS-image-large and DINOv2 (\(m))"
+    /// What to tell a job that needs a missing part, from the lines of `missing` ("name: how to fetch it").
+    static func advice(_ missing: [String]) -> [MissingPart: String] {
+        func find(_ id: ModelID) -> String? { missing.first { $0.hasPrefix(id.rawValue + ":") } }
+        var a: [MissingPart: String] = [:]
+        if let m = find(.mvdream) { a[.mvdreamRoute] = "text route 'mvdream' needs MVDream, which is not present (\(m))" }
+        if let m = find(.lgm) ?? find(.imagedream) {
+            a[.generator(.lgm)] = "generator 'lgm' needs LGM and ImageDream (\(m))"
         }
-        if let m = find("flux1-schnell") { a["text-to-image"] = "text prompts need FLUX.1-schnell, which is not present (\(m))" }
-        if let m = find("birefnet") {
-            a["background-removal"] = "this image has no transparency and BiRefNet is not present (\(m)); "
+        if let m = find(.trellisImageLarge) ?? find(.dinov2LargeReg) {
+            a[.generator(.trellis)] = "generator 'trellis' needs TRELLIS-image-large and DINOv2 (\(m))"
+        }
+        if let m = find(.flux1Schnell) { a[.textToImage] = "text prompts need FLUX.1-schnell, which is not present (\(m))" }
+        if let m = find(.birefnet) {
+            a[.backgroundRemoval] = "this image has no transparency and BiRefNet is not present (\(m)); "
                 + "send an RGBA image with the object cut out"
         }
-        a["validation"] = "the validator scorers are not loaded"
+        a[.validation] = "the validator scorers are not loaded"
         return a
     }
 }

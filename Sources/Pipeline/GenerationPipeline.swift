@@ -88,23 +88,10 @@ public struct GenerationOutcome {
     /// The RGBA image the 3D stage saw (for the MVDream route: its views side by side), for debugging and
     /// `generate --image-out`.
     public var conditioningImage: Image
-    /// The generator and route that made it, e.g. "trellis", "lgm" and "flux", "mvdream" (nil for image prompts).
-    public var generator: String
+    /// The generator and route that made it, e.g. trellis, lgm and flux, mvdream (nil for image prompts).
+    public var generator: GeneratorID
     public var textRoute: TextRoute?
     public var notes: [String]
-}
-
-/// The known 3D generator names (what `generator` may say in a request).
-public enum GeneratorName {
-    public static let trellis = "trellis"
-    public static let lgm = "lgm"
-    public static let all = [trellis, lgm]
-
-    /// The generator a stage implements, from its name ("smoke-trellis", "random-lgm" ...).
-    public static func of(_ stage: GaussianStage) -> String {
-        let n = stage.name.lowercased()
-        return all.first { n.contains($0) } ?? n
-    }
 }
 
 /// text -> image -> alpha -> Gaussians -> predicted score -> PLY (or an empty answer when it would score badly).
@@ -113,28 +100,29 @@ public enum GeneratorName {
 public final class GenerationPipeline {
     public let textToImage: TextToImageStage?
     public let backgroundRemoval: BackgroundRemovalStage?
-    /// The image -> 3D generators by name ("trellis", "lgm").
-    public let generators: [String: GaussianStage]
-    public let defaultGenerator: String
-    /// text -> 3D stages that skip the single image, by the generator they end in ("lgm": MVDream -> LGM).
-    public let directText: [String: TextToGaussianStage]
+    /// The image -> 3D generators that loaded.
+    public let generators: [GeneratorID: GaussianStage]
+    public let defaultGenerator: GeneratorID
+    /// text -> 3D stages that skip the single image, by the generator they end in (lgm: MVDream -> LGM).
+    public let directText: [GeneratorID: TextToGaussianStage]
     /// The text route of jobs that name none, where their generator has it (TRELLIS always takes the FLUX route).
     public let defaultTextRoute: TextRoute
     public let validator: ValidationStage?
     /// Called when a stage the job needs is absent: explains how to get the weights.
-    public let missingAdvice: [String: String]
+    public let missingAdvice: [MissingPart: String]
 
     /// The default generator's stage.
     public var gaussians: GaussianStage { generators[defaultGenerator]! }
-    /// Loaded generator names, the default first.
-    public var generatorNames: [String] { [defaultGenerator] + generators.keys.filter { $0 != defaultGenerator }.sorted() }
+    /// The loaded generators, the default first.
+    public var loadedGenerators: [GeneratorID] { [defaultGenerator] + generators.keys.filter { $0 != defaultGenerator }.sorted() }
 
-    public init(textToImage: TextToImageStage?, backgroundRemoval: BackgroundRemovalStage?, generators: [String: GaussianStage],
-                defaultGenerator: String, directText: [String: TextToGaussianStage] = [:], defaultTextRoute: TextRoute = .flux,
-                validator: ValidationStage?, missingAdvice: [String: String] = [:]) throws {
+    public init(textToImage: TextToImageStage?, backgroundRemoval: BackgroundRemovalStage?, generators: [GeneratorID: GaussianStage],
+                defaultGenerator: GeneratorID, directText: [GeneratorID: TextToGaussianStage] = [:],
+                defaultTextRoute: TextRoute = .flux, validator: ValidationStage?,
+                missingAdvice: [MissingPart: String] = [:]) throws {
         guard generators[defaultGenerator] != nil else {
-            throw PipelineError.badInput("the default generator '\(defaultGenerator)' is not among the loaded ones "
-                                         + "(\(generators.keys.sorted().joined(separator: ", ")))")
+            throw PipelineError.badInput("the default generator '\(defaultGenerator.rawValue)' is not among the loaded ones "
+                                         + "(\(generators.keys.sorted().map(\.rawValue).joined(separator: ", ")))")
         }
         self.textToImage = textToImage
         self.backgroundRemoval = backgroundRemoval
@@ -146,36 +134,35 @@ public final class GenerationPipeline {
         self.missingAdvice = missingAdvice
     }
 
-    /// One generator.
+    /// One generator: `gaussians` answers as `generator`.
     public convenience init(textToImage: TextToImageStage?, backgroundRemoval: BackgroundRemovalStage?, gaussians: GaussianStage,
-                            validator: ValidationStage?, missingAdvice: [String: String] = [:]) {
-        let name = GeneratorName.of(gaussians)
-        try! self.init(textToImage: textToImage, backgroundRemoval: backgroundRemoval, generators: [name: gaussians],
-                       defaultGenerator: name, validator: validator, missingAdvice: missingAdvice)
+                            as generator: GeneratorID = .trellis, validator: ValidationStage?,
+                            missingAdvice: [MissingPart: String] = [:]) {
+        // Cannot throw: the only generator is the default.
+        try! self.init(textToImage: textToImage, backgroundRemoval: backgroundRemoval, generators: [generator: gaussians],
+                       defaultGenerator: generator, validator: validator, missingAdvice: missingAdvice)
     }
 
     /// The generator and text route a job runs with, or why it cannot run here.
-    public func resolve(_ job: GenerationJob) throws -> (generator: String, route: TextRoute?) {
-        let name = job.generator?.lowercased() ?? defaultGenerator
-        guard generators[name] != nil else {
-            guard GeneratorName.all.contains(name) else {
-                throw PipelineError.badInput("unknown generator '\(name)' (\(GeneratorName.all.joined(separator: " or ")))")
-            }
-            throw PipelineError.missingStage(missingAdvice["generator-" + name]
-                ?? "generator '\(name)' is not loaded here (loaded: \(generatorNames.joined(separator: ", ")))")
+    public func resolve(_ job: GenerationJob) throws -> (generator: GeneratorID, route: TextRoute?) {
+        let generator = try job.generator.map(GeneratorID.named) ?? defaultGenerator
+        guard generators[generator] != nil else {
+            throw PipelineError.missingStage(missingAdvice[.generator(generator)]
+                ?? "generator '\(generator.rawValue)' is not loaded here (loaded: "
+                + loadedGenerators.map(\.rawValue).joined(separator: ", ") + ")")
         }
-        guard case .text = job.prompt else { return (name, nil) }
+        guard case .text = job.prompt else { return (generator, nil) }
         if let asked = job.textRoute {
-            if asked == .mvdream && directText[name] == nil {
-                guard name == GeneratorName.lgm else {
-                    throw PipelineError.badInput("text route 'mvdream' ends in LGM; generator '\(name)' takes the 'flux' route")
+            if asked == .mvdream && directText[generator] == nil {
+                guard generator == .lgm else {
+                    throw PipelineError.badInput("text route 'mvdream' ends in LGM; generator '\(generator.rawValue)' takes the 'flux' route")
                 }
-                throw PipelineError.missingStage(missingAdvice["mvdream"]
+                throw PipelineError.missingStage(missingAdvice[.mvdreamRoute]
                     ?? "text route 'mvdream' needs MVDream (ashawkey/mvdream-sd2.1-diffusers), which is not loaded")
             }
-            return (name, asked)
+            return (generator, asked)
         }
-        return (name, defaultTextRoute == .mvdream && directText[name] != nil ? .mvdream : .flux)
+        return (generator, defaultTextRoute == .mvdream && directText[generator] != nil ? .mvdream : .flux)
     }
 
     /// Throws `PipelineError.cancelled` when the job's token has fired; called between stages.
@@ -207,7 +194,7 @@ public final class GenerationPipeline {
 
         let validator = job.validate ? self.validator : nil
         if job.validate && validator == nil {
-            notes.append("not validated: " + (missingAdvice["validation"] ?? "validator scorers not loaded"))
+            notes.append("not validated: " + (missingAdvice[.validation] ?? "validator scorers not loaded"))
         }
 
         var attempts: [GenerationAttempt] = []
@@ -254,7 +241,7 @@ public final class GenerationPipeline {
         switch job.prompt {
         case .text(let text):
             guard let t2i = textToImage else {
-                throw PipelineError.missingStage(missingAdvice["text-to-image"]
+                throw PipelineError.missingStage(missingAdvice[.textToImage]
                     ?? "text prompts need the text-to-image model (FLUX.1-schnell), which is not loaded")
             }
             source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: job.seed) }
@@ -268,7 +255,7 @@ public final class GenerationPipeline {
             return cutOut
         }
         guard source.hasTransparency else {
-            throw PipelineError.missingStage(missingAdvice["background-removal"]
+            throw PipelineError.missingStage(missingAdvice[.backgroundRemoval]
                 ?? "this image has no transparency and the background-removal model (BiRefNet) is not loaded: "
                 + "send an RGBA image with the object cut out")
         }

@@ -108,9 +108,9 @@ public struct MemoryPlan: Sendable, Equatable {
 
     /// The generators this plan loads, in order: the first always; each further one only while the estimated peak of
     /// the whole set stays within the budget (a 24 GB card holds FLUX fp8 + TRELLIS, or FLUX fp8 + LGM, not all three).
-    public func admit(generators: [String]) -> (load: [String], dropped: [String]) {
+    public func admit(generators: [GeneratorID]) -> (load: [GeneratorID], dropped: [GeneratorID]) {
         guard let budget = budgetBytes, let first = generators.first else { return (generators, []) }
-        var load = [first], dropped: [String] = []
+        var load = [first], dropped: [GeneratorID] = []
         for g in generators.dropFirst() {
             if estimatedPeakBytes(models: PipelineAssembly.models(generators: load + [g])) <= budget { load.append(g) } else { dropped.append(g) }
         }
@@ -118,8 +118,8 @@ public struct MemoryPlan: Sendable, Equatable {
     }
 
     /// Why `generator` (left out by `admit`) is not loaded, for the log and /health's `missing`.
-    public func notAdmitted(_ generator: String) -> String {
-        "\(generator): not loaded under the \(tier.rawValue) memory plan (\(reason)): the estimated peak with it exceeds the "
+    public func notAdmitted(_ generator: GeneratorID) -> String {
+        "\(generator.rawValue): not loaded under the \(tier.rawValue) memory plan (\(reason)): the estimated peak with it exceeds the "
             + "budget; serve it from its own daemon or a larger card"
     }
 

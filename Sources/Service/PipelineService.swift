@@ -63,8 +63,8 @@ public final class PipelineService: GenerationService {
             "real_generation": !status.isSmoke,
             "device": status.device,
             "models": status.models,
-            "generators": workers[0].pipeline.generatorNames,
-            "default_generator": workers[0].pipeline.defaultGenerator,
+            "generators": workers[0].pipeline.loadedGenerators.map(\.rawValue),
+            "default_generator": workers[0].pipeline.defaultGenerator.rawValue,
             "text_routes": textRoutes(),
             "version": status.version,
             "memory": status.memory,
@@ -81,10 +81,10 @@ public final class PipelineService: GenerationService {
     private func textRoutes() -> [String: [String]] {
         let p = workers[0].pipeline
         var routes: [String: [String]] = [:]
-        for g in p.generatorNames {
+        for g in p.loadedGenerators {
             var list = [TextRoute.flux.rawValue]
             if p.directText[g] != nil { list.insert(TextRoute.mvdream.rawValue, at: p.defaultTextRoute == .mvdream ? 0 : 1) }
-            routes[g] = list
+            routes[g.rawValue] = list
         }
         return routes
     }
@@ -113,7 +113,7 @@ public final class PipelineService: GenerationService {
 
         var headers = HTTPHeaders()
         headers.add("X-Pipeline", status.pipelineName)
-        headers.add("X-Generator", outcome.generator)
+        headers.add("X-Generator", outcome.generator.rawValue)
         if let route = outcome.textRoute { headers.add("X-Text-Route", route.rawValue) }
         headers.add("X-Gaussians", String(outcome.splat.count))
         headers.add("X-Seed", String(outcome.attempts.last?.seed ?? job.seed))

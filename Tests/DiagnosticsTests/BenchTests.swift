@@ -404,8 +404,8 @@ final class BenchTests: XCTestCase {
             }
         }
         let direct = Direct()
-        let pipeline = try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: ["lgm": LGMStage()],
-                                              defaultGenerator: "lgm", directText: ["lgm": direct], validator: nil)
+        let pipeline = try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: [.lgm: LGMStage()],
+                                              defaultGenerator: .lgm, directText: [.lgm: direct], validator: nil)
         let options = BenchOptions(device: .cpu, isSmoke: true, warmup: 0, only: ["mvdream"],
                                    budget: try BudgetPolicy(seconds: 3600))
         let runner = try BenchRunner(pipeline: pipeline, pipelineName: "fake", options: options)

@@ -20,6 +20,11 @@ final class RegistryTests: XCTestCase {
         }
     }
 
+    func testEveryModelIDHasAnEntryAndEveryEntryAnID() {
+        for id in ModelID.allCases { XCTAssertEqual(ModelRegistry.model(id)?.name, id.rawValue, "\(id)") }
+        XCTAssertEqual(Set(ModelRegistry.names), Set(ModelID.allCases.map(\.rawValue)))
+    }
+
     func testPipelines() {
         let defaults = Set(ModelRegistry.models(for: .default).map(\.name))
         let all = Set(ModelRegistry.models(for: .all).map(\.name))

@@ -101,7 +101,7 @@ final class GenerationPipelineTests: XCTestCase {
 
     func testMissingStagesExplainThemselves() throws {
         let p = GenerationPipeline(textToImage: nil, backgroundRemoval: nil, gaussians: FakeGaussians(), validator: nil,
-                                   missingAdvice: ["text-to-image": "run gen3d fetch --model flux1-schnell"])
+                                   missingAdvice: [.textToImage: "run gen3d fetch --model flux1-schnell"])
         XCTAssertThrowsError(try p.run(GenerationJob(prompt: .text("chair")))) {
             XCTAssertTrue("\($0)".contains("gen3d fetch --model flux1-schnell"))
         }

@@ -52,14 +52,14 @@ final class GeneratorRoutingTests: XCTestCase {
         let direct = RecordingDirectText()
         let text = CountingText()
 
-        func pipeline(default name: String = "trellis", route: TextRoute = .flux, withDirect: Bool = true,
+        func pipeline(default name: GeneratorID = .trellis, route: TextRoute = .flux, withDirect: Bool = true,
                       lgmLoaded: Bool = true) throws -> GenerationPipeline {
-            var generators: [String: GaussianStage] = ["trellis": trellis]
-            if lgmLoaded { generators["lgm"] = lgm }
+            var generators: [GeneratorID: GaussianStage] = [.trellis: trellis]
+            if lgmLoaded { generators[.lgm] = lgm }
             return try GenerationPipeline(textToImage: text, backgroundRemoval: nil, generators: generators,
-                                          defaultGenerator: name, directText: withDirect && lgmLoaded ? ["lgm": direct] : [:],
+                                          defaultGenerator: name, directText: withDirect && lgmLoaded ? [.lgm: direct] : [:],
                                           defaultTextRoute: route, validator: nil,
-                                          missingAdvice: ["mvdream": "fetch mvdream", "generator-lgm": "fetch lgm"])
+                                          missingAdvice: [.mvdreamRoute: "fetch mvdream", .generator(.lgm): "fetch lgm"])
         }
     }
 
@@ -70,15 +70,15 @@ final class GeneratorRoutingTests: XCTestCase {
     func testJobsPickTheirGeneratorAndTheDefaultServesTheRest() throws {
         let f = Fixture()
         let p = try f.pipeline()
-        XCTAssertEqual(p.generatorNames, ["trellis", "lgm"])
+        XCTAssertEqual(p.loadedGenerators, [.trellis, .lgm])
         let image = Prompt.image(try Image(width: 4, height: 4, filledWith: [9, 9, 9, 128]))
 
         let byDefault = try p.run(job(image))
-        XCTAssertEqual(byDefault.generator, "trellis")
+        XCTAssertEqual(byDefault.generator, .trellis)
         XCTAssertNil(byDefault.textRoute)
         XCTAssertEqual(byDefault.splat.count, 5)
         let chosen = try p.run(job(image, generator: "LGM"))
-        XCTAssertEqual(chosen.generator, "lgm")
+        XCTAssertEqual(chosen.generator, .lgm)
         XCTAssertEqual(chosen.splat.count, 7)
         XCTAssertEqual(f.trellis.seeds, [11])
         XCTAssertEqual(f.lgm.seeds, [11])
@@ -88,7 +88,7 @@ final class GeneratorRoutingTests: XCTestCase {
     func testTextRoutes() throws {
         let f = Fixture()
         // Default route flux: LGM text goes through the image stages unless the job asks for mvdream.
-        let p = try f.pipeline(default: "lgm")
+        let p = try f.pipeline(default: .lgm)
         let viaFlux = try p.run(job(.text("a red chair")))
         XCTAssertEqual(viaFlux.textRoute, .flux)
         XCTAssertEqual(f.text.calls, 1)
@@ -96,7 +96,7 @@ final class GeneratorRoutingTests: XCTestCase {
 
         let viaMVDream = try p.run(job(.text("a red chair"), route: .mvdream))
         XCTAssertEqual(viaMVDream.textRoute, .mvdream)
-        XCTAssertEqual(viaMVDream.generator, "lgm")
+        XCTAssertEqual(viaMVDream.generator, .lgm)
         XCTAssertEqual(viaMVDream.splat.count, 9)
         XCTAssertEqual(f.direct.calls.map(\.text), ["a red chair"])
         XCTAssertEqual(f.text.calls, 1, "the mvdream route does not run FLUX")
@@ -104,11 +104,11 @@ final class GeneratorRoutingTests: XCTestCase {
         XCTAssertEqual(viaMVDream.timings.entries.map(\.name), ["multiview", "ply"])
 
         // Default route mvdream: LGM jobs take it, TRELLIS jobs keep the flux route.
-        let q = try f.pipeline(default: "lgm", route: .mvdream)
+        let q = try f.pipeline(default: .lgm, route: .mvdream)
         XCTAssertEqual(try q.run(job(.text("a lamp"))).textRoute, .mvdream)
         let trellis = try q.run(job(.text("a lamp"), generator: "trellis"))
         XCTAssertEqual(trellis.textRoute, .flux)
-        XCTAssertEqual(trellis.generator, "trellis")
+        XCTAssertEqual(trellis.generator, .trellis)
         // A job may still ask for flux.
         XCTAssertEqual(try q.run(job(.text("a lamp"), route: .flux)).textRoute, .flux)
     }
@@ -131,15 +131,15 @@ final class GeneratorRoutingTests: XCTestCase {
             XCTAssertEqual(why, "fetch mvdream")
         }
         // Without MVDream a default route of mvdream falls back to flux rather than failing every text job.
-        XCTAssertEqual(try f.pipeline(default: "lgm", route: .mvdream, withDirect: false).run(job(text)).textRoute, .flux)
+        XCTAssertEqual(try f.pipeline(default: .lgm, route: .mvdream, withDirect: false).run(job(text)).textRoute, .flux)
         let trellisOnly = try f.pipeline(lgmLoaded: false)
         XCTAssertThrowsError(try trellisOnly.run(job(text, generator: "lgm"))) { error in
             guard case PipelineError.missingStage(let why) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(why, "fetch lgm")
         }
-        XCTAssertThrowsError(try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: ["trellis": f.trellis],
-                                                    defaultGenerator: "lgm", validator: nil))
-        XCTAssertEqual(try AssemblyOptions.parseGenerators("lgm, trellis"), ["lgm", "trellis"])
+        XCTAssertThrowsError(try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: [.trellis: f.trellis],
+                                                    defaultGenerator: .lgm, validator: nil))
+        XCTAssertEqual(try AssemblyOptions.parseGenerators("lgm, trellis"), [.lgm, .trellis])
         XCTAssertThrowsError(try AssemblyOptions.parseGenerators("lgm,lgm"))
         XCTAssertThrowsError(try AssemblyOptions.parseGenerators("gaussians"))
         XCTAssertThrowsError(try AssemblyOptions.parseGenerators(""))
@@ -156,8 +156,8 @@ final class GeneratorRoutingTests: XCTestCase {
             }
         }
         let f = Fixture()
-        let p = try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: ["lgm": f.lgm],
-                                       defaultGenerator: "lgm", directText: ["lgm": f.direct], defaultTextRoute: .mvdream,
+        let p = try GenerationPipeline(textToImage: nil, backgroundRemoval: nil, generators: [.lgm: f.lgm],
+                                       defaultGenerator: .lgm, directText: [.lgm: f.direct], defaultTextRoute: .mvdream,
                                        validator: Low())
         var j = job(.text("a cup"))
         j.validate = true

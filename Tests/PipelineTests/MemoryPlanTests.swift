@@ -36,7 +36,7 @@ final class MemoryPlanTests: XCTestCase {
 
     /// The estimates say what the plan is for: the resident set does not fit a 24 GB card, the 24gb plan does.
     func testEstimatesJustifyThe24GBPlan() throws {
-        let models = PipelineAssembly.models(generators: ["trellis"])
+        let models = PipelineAssembly.models(generators: [.trellis])
         let flux = try XCTUnwrap(ModelRegistry.model(named: "flux1-schnell"))
         let resident = MemoryPlan.choose(device: .cuda(0), budgetBytes: 80 * gib)
         let compact = MemoryPlan.choose(device: .cuda(0), budgetBytes: 24 * gib)
@@ -47,7 +47,7 @@ final class MemoryPlanTests: XCTestCase {
         XCTAssertGreaterThan(resident.estimatedPeakBytes(models: models), 24 * gib)
         XCTAssertLessThan(compact.estimatedPeakBytes(models: models), 22 * gib)
         XCTAssertEqual(MemoryPlan.choose(device: .cuda(0), budgetBytes: 16 * gib).estimatedWeightBytes(flux), 0)
-        XCTAssertEqual(PipelineAssembly.models(generators: ["trellis", "lgm"]).count, models.count + 3)
+        XCTAssertEqual(PipelineAssembly.models(generators: [.trellis, .lgm]).count, models.count + 3)
 
         let json = MemoryPlanReport.json(compact, resident: ResidentSizes(device: .cpu), models: models)
         XCTAssertEqual(json["plan"] as? String, "24gb")
@@ -60,14 +60,14 @@ final class MemoryPlanTests: XCTestCase {
     /// making every job run out of memory.
     func testAdmissionOfSeveralGenerators() {
         let card24 = MemoryPlan.choose(device: .cuda(0), budgetBytes: 24 * gib)
-        XCTAssertEqual(card24.admit(generators: ["trellis", "lgm"]).load, ["trellis"])
-        XCTAssertEqual(card24.admit(generators: ["trellis", "lgm"]).dropped, ["lgm"])
-        XCTAssertEqual(card24.admit(generators: ["lgm", "trellis"]).load, ["lgm"])
+        XCTAssertEqual(card24.admit(generators: [.trellis, .lgm]).load, [.trellis])
+        XCTAssertEqual(card24.admit(generators: [.trellis, .lgm]).dropped, [.lgm])
+        XCTAssertEqual(card24.admit(generators: [.lgm, .trellis]).load, [.lgm])
         let h100 = MemoryPlan.choose(device: .cuda(0), budgetBytes: 80 * gib)
-        XCTAssertEqual(h100.admit(generators: ["trellis", "lgm"]).load, ["trellis", "lgm"])
-        XCTAssertEqual(MemoryPlan.choose(device: .cpu, budgetBytes: nil).admit(generators: ["lgm", "trellis"]).load, ["lgm", "trellis"])
+        XCTAssertEqual(h100.admit(generators: [.trellis, .lgm]).load, [.trellis, .lgm])
+        XCTAssertEqual(MemoryPlan.choose(device: .cpu, budgetBytes: nil).admit(generators: [.lgm, .trellis]).load, [.lgm, .trellis])
         // The first generator is loaded even where the estimate says it will not fit: the operator named it.
-        XCTAssertEqual(MemoryPlan.choose(device: .cuda(0), budgetBytes: 8 * gib).admit(generators: ["trellis"]).load, ["trellis"])
+        XCTAssertEqual(MemoryPlan.choose(device: .cuda(0), budgetBytes: 8 * gib).admit(generators: [.trellis]).load, [.trellis])
     }
 
     /// Blocks streamed from host memory compute exactly what resident blocks compute, and every key is still taken.

@@ -82,21 +82,21 @@ public enum BenchCatalogue {
     /// `trellisPresets` replaces TRELLIS's fast/quality pair (tests use tiny step counts).
     public static func plan(pipeline: GenerationPipeline, gaussianStages: [GaussianStage]? = nil,
                             trellisPresets: [Preset] = trellisPresets) -> [PlannedConfiguration] {
-        let stages = gaussianStages ?? pipeline.generatorNames.map { pipeline.generators[$0]! }
-        let generators = trellisPresets.map { ("trellis", $0) } + lgmPresets.map { ("lgm", $0) }
+        let stages = gaussianStages ?? pipeline.loadedGenerators.compactMap { pipeline.generators[$0] }
+        let generators = trellisPresets.map { (GeneratorID.trellis, $0) } + lgmPresets.map { (GeneratorID.lgm, $0) }
         var planned: [PlannedConfiguration] = []
         for front in frontEnds {
             let frontProblem = problem(of: front, pipeline: pipeline)
-            for (generatorName, preset) in generators where front.name != "mvdream" || generatorName == GeneratorName.lgm {
-                let generator = (name: generatorName, preset: preset.name, settings: preset.settings)
-                let stage = self.stage(for: generator.name, in: stages)
+            for (generatorID, preset) in generators where front.name != "mvdream" || generatorID == .lgm {
+                let generator = (name: generatorID.rawValue, preset: preset.name, settings: preset.settings)
+                let stage = self.stage(for: generatorID, in: stages)
                 var reasons: [String] = []
                 if let frontProblem { reasons.append(frontProblem) }
-                if stage == nil { reasons.append(missingGeneratorReason(generator.name)) }
+                if stage == nil { reasons.append(missingGeneratorReason(generatorID)) }
                 let steps = "\(generator.settings.structureSteps)/\(generator.settings.latentSteps)"
                 let frontLabel = front.name == "none" ? "image prompt" : front.name
                 var names: [String] = []
-                let direct = front.name == "mvdream" ? pipeline.directText[GeneratorName.lgm] : nil
+                let direct = front.name == "mvdream" ? pipeline.directText[.lgm] : nil
                 if reasons.isEmpty {
                     if let direct {
                         names.append(direct.name)
@@ -113,8 +113,8 @@ public enum BenchCatalogue {
                 // One generator per configuration, and the route the front end names.
                 let runner = reasons.isEmpty ? try? GenerationPipeline(
                     textToImage: pipeline.textToImage, backgroundRemoval: pipeline.backgroundRemoval,
-                    generators: [generatorName: stage!], defaultGenerator: generatorName,
-                    directText: direct.map { [generatorName: $0] } ?? [:], defaultTextRoute: direct == nil ? .flux : .mvdream,
+                    generators: [generatorID: stage!], defaultGenerator: generatorID,
+                    directText: direct.map { [generatorID: $0] } ?? [:], defaultTextRoute: direct == nil ? .flux : .mvdream,
                     validator: pipeline.validator, missingAdvice: pipeline.missingAdvice) : nil
                 planned.append(PlannedConfiguration(configuration: configuration, pipeline: runner,
                                                     settings: generator.settings))
@@ -127,26 +127,26 @@ public enum BenchCatalogue {
         switch front.name {
         case "flux.1-schnell":
             guard pipeline.textToImage == nil else { return nil }
-            return pipeline.missingAdvice["text-to-image"] ?? "FLUX.1-schnell is not loaded (gen3d fetch --model flux1-schnell)"
+            return pipeline.missingAdvice[.textToImage] ?? "FLUX.1-schnell is not loaded (gen3d fetch --model flux1-schnell)"
         case "sd3.5-large":
             return "SD3.5 is not implemented"
         case "mvdream":
-            guard pipeline.directText[GeneratorName.lgm] == nil else { return nil }
-            return pipeline.missingAdvice["mvdream"]
+            guard pipeline.directText[.lgm] == nil else { return nil }
+            return pipeline.missingAdvice[.mvdreamRoute]
                 ?? "MVDream is not loaded (gen3d fetch --model mvdream, and serve or bench with --generator ...,lgm)"
         default:
             return nil
         }
     }
 
-    private static func stage(for generator: String, in stages: [GaussianStage]) -> GaussianStage? {
-        stages.first { GeneratorName.of($0) == generator }
+    private static func stage(for generator: GeneratorID, in stages: [GaussianStage]) -> GaussianStage? {
+        stages.first { GeneratorID.of($0) == generator }
     }
 
-    private static func missingGeneratorReason(_ generator: String) -> String {
+    private static func missingGeneratorReason(_ generator: GeneratorID) -> String {
         switch generator {
-        case "lgm": return "LGM is not loaded (its weights are missing or another generator was chosen; see --generator lgm)"
-        default: return "\(generator) is not loaded"
+        case .lgm: return "LGM is not loaded (its weights are missing or another generator was chosen; see --generator lgm)"
+        case .trellis: return "trellis is not loaded"
         }
     }
 }

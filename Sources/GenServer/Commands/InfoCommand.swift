@@ -36,7 +36,7 @@ struct InfoCommand: ParsableCommand {
             let peak = plan.estimatedPeakBytes(models: models)
             print("  estimated job peak \(GiB.text(peak)) of \(GiB.text(total)): \(peak <= total ? "fits" : "DOES NOT FIT; try --memory-plan 24gb")")
         }
-        print("models (\(generators.joined(separator: ", "))):")
+        print("models (\(generators.map(\.rawValue).joined(separator: ", "))):")
         let report = ModelStore(modelsDirectories: modelsDirs).check(models: models)
         for m in report.models {
             print("  \(m.name.padding(toLength: 24, withPad: " ", startingAt: 0)) "

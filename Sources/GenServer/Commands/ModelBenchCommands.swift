@@ -105,15 +105,15 @@ struct PipelineBench: ParsableCommand {
         var cases: [(String, GenerationJob)] = []
         let text = Prompt.text("a red leather armchair"), picture = Prompt.image(rgba)
         for g in admitted {
-            let presets: [(String, GaussianSettings)] = g == GeneratorName.lgm ? [("30 DDIM steps", .quality)]
+            let presets: [(String, GaussianSettings)] = g == .lgm ? [("30 DDIM steps", .quality)]
                 : fastOnly ? [("fast 12/12", .fast)] : [("fast 12/12", .fast), ("quality 25/25", .quality)]
             for (label, settings) in presets {
                 // The gate runs once per job (random scorers: any score passes, no retry), so its time and memory count.
                 func job(_ prompt: Prompt, _ route: TextRoute?) -> GenerationJob {
                     GenerationJob(prompt: prompt, settings: settings, validate: !noValidate, minScore: 0, maxAttempts: 1,
-                                  generator: g, textRoute: route)
+                                  generator: g.rawValue, textRoute: route)
                 }
-                if plan.loadsTextToImage { cases.append(("\(g) \(label), text via flux", job(text, .flux))) }
+                if plan.loadsTextToImage { cases.append(("\(g.rawValue) \(label), text via flux", job(text, .flux))) }
                 if assembled.pipeline.directText[g] != nil {
                     cases.append(("\(g) \(label), text via mvdream", job(text, .mvdream)))
                 }

@@ -188,7 +188,7 @@ struct ServeCommand: ParsableCommand {
                                    device: deviceList.joined(separator: ","), models: models,
                                    missing: assembled.missing, version: Gen3D.version,
                                    memory: MemoryPlanReport.json(assembled.memoryPlan, resident: assembled.residentSizes,
-                                                                 models: PipelineAssembly.models(generators: assembled.pipeline.generatorNames)))
+                                                                 models: PipelineAssembly.models(generators: assembled.pipeline.loadedGenerators)))
         var defaults = PipelineService.ServiceDefaults()
         defaults.settings = try pipeline.settings()
         defaults.validate = !pipeline.noValidate
@@ -242,10 +242,10 @@ struct GeneratorOptions: ParsableArguments {
         }
     }
 
-    func generators() throws -> [String] { try GeneratorOptions.parseGenerators(generator) }
+    func generators() throws -> [GeneratorID] { try GeneratorOptions.parseGenerators(generator) }
 
     /// `--generator` values (known names, no repeats) as a command-line error when they are not.
-    static func parseGenerators(_ list: String) throws -> [String] {
+    static func parseGenerators(_ list: String) throws -> [GeneratorID] {
         do { return try AssemblyOptions.parseGenerators(list) } catch { throw ValidationError("\(error)") }
     }
 

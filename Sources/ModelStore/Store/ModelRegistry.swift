@@ -4,6 +4,21 @@
 /// is unpinned (`main`, `isPinned == false`) rather than pinned to an invented hash.
 /// Sizes are approximate metadata (parameter count x stored dtype), never used to verify downloads:
 /// verification uses the sizes and hashes the hub lists.
+/// The short name of every model in the registry: code names a model by one of these, never by a string literal.
+public enum ModelID: String, CaseIterable, Sendable {
+    case trellisImageLarge = "trellis-image-large"
+    case dinov2LargeReg = "dinov2-large-reg"
+    case flux1Schnell = "flux1-schnell"
+    case clipConvnextLargeD = "clip-convnext-large-d"
+    case dinov2Small = "dinov2-small"
+    case qualityScorer = "quality-scorer"
+    case birefnet = "birefnet"
+    case lgm = "lgm"
+    case imagedream = "imagedream"
+    case mvdream = "mvdream"
+    case sd35LargeTurbo = "sd35-large-turbo"
+}
+
 public enum ModelRegistry {
     private static let trellisCheckpoints = [
         "ss_flow_img_dit_L_16l8_fp16",
@@ -18,7 +33,7 @@ public enum ModelRegistry {
 
     public static let models: [ModelSpec] = [
         ModelSpec(
-            name: "trellis-image-large",
+            name: ModelID.trellisImageLarge.rawValue,
             repo: "microsoft/TRELLIS-image-large",
             revision: "main",
             files: [.file("pipeline.json")]
@@ -37,7 +52,7 @@ public enum ModelRegistry {
             inDefaultPipeline: true,
             note: "parameter counts from shared/fixtures/trellis manifests; mesh and radiance-field decoders are not fetched"),
         ModelSpec(
-            name: "dinov2-large-reg",
+            name: ModelID.dinov2LargeReg.rawValue,
             repo: "facebook/dinov2-with-registers-large",
             revision: "main",
             files: [.file("config.json"), .file("model.safetensors")],
@@ -49,7 +64,7 @@ public enum ModelRegistry {
             components: [WeightComponent(name: "dinov2_vitl14_reg", parameters: 304_000_000, gpuDType: .fp32)],
             inDefaultPipeline: true),
         ModelSpec(
-            name: "flux1-schnell",
+            name: ModelID.flux1Schnell.rawValue,
             repo: "black-forest-labs/FLUX.1-schnell",
             revision: "main",
             files: [.file("model_index.json"), .glob("scheduler/*.json"), .glob("tokenizer/*"), .glob("tokenizer_2/*")]
@@ -68,7 +83,7 @@ public enum ModelRegistry {
             inDefaultPipeline: true,
             note: "gating per modal-labs/modal-examples#1301 and evalstate/mcp-hfspace#15 (2025)"),
         ModelSpec(
-            name: "clip-convnext-large-d",
+            name: ModelID.clipConvnextLargeD.rawValue,
             repo: "laion/CLIP-convnext_large_d.laion2B-s26B-b102K-augreg",
             revision: "main",
             files: [.firstOf(["open_clip_model.safetensors", "open_clip_pytorch_model.bin"])],
@@ -80,7 +95,7 @@ public enum ModelRegistry {
             inDefaultPipeline: true,
             note: "the hub repo id has a dot before laion2B (not a dash); safetensors is preferred, the pickle is the fallback"),
         ModelSpec(
-            name: "dinov2-small",
+            name: ModelID.dinov2Small.rawValue,
             repo: "facebook/dinov2-small",
             revision: "main",
             files: [.file("config.json"), .firstOf(["model.safetensors", "pytorch_model.bin"])],
@@ -91,7 +106,7 @@ public enum ModelRegistry {
             components: [WeightComponent(name: "dinov2_vits14", parameters: 22_000_000, gpuDType: .fp32)],
             inDefaultPipeline: true),
         ModelSpec(
-            name: "quality-scorer",
+            name: ModelID.qualityScorer.rawValue,
             repo: "404-Gen/validation",
             revision: "main",
             files: [.firstOf(["quality_scorer.safetensors", "quality_scorer.pth"])],
@@ -105,7 +120,7 @@ public enum ModelRegistry {
                 + "quality_scorer.pth, in one version at revision 4438c19183d7b13f56cd9ce2ce08964bc072533b; "
                 + "quality_scorer.safetensors (issue text) is preferred when the repo has it"),
         ModelSpec(
-            name: "birefnet",
+            name: ModelID.birefnet.rawValue,
             repo: "ZhengPeng7/BiRefNet",
             revision: "main",
             files: [.file("config.json"), .file("model.safetensors")],
@@ -117,7 +132,7 @@ public enum ModelRegistry {
             inDefaultPipeline: true,
             note: "parameter count from shared/fixtures/birefnet manifest"),
         ModelSpec(
-            name: "lgm",
+            name: ModelID.lgm.rawValue,
             repo: "ashawkey/LGM",
             revision: "main",
             files: [.file("model_fp16_fixrot.safetensors")],
@@ -129,7 +144,7 @@ public enum ModelRegistry {
             inDefaultPipeline: false,
             note: "parameter count from shared/fixtures/lgm manifest"),
         ModelSpec(
-            name: "imagedream",
+            name: ModelID.imagedream.rawValue,
             repo: "ashawkey/imagedream-ipmv-diffusers",
             revision: "main",
             files: [.file("model_index.json"), .glob("*/*.json"), .glob("*/*.safetensors"), .glob("tokenizer/*")],
@@ -146,7 +161,7 @@ public enum ModelRegistry {
             inDefaultPipeline: false,
             note: "file layout assumed from the mvdream_diffusers converter (--half --to_safetensors); not listed from the hub"),
         ModelSpec(
-            name: "mvdream",
+            name: ModelID.mvdream.rawValue,
             repo: "ashawkey/mvdream-sd2.1-diffusers",
             revision: "main",
             files: [.file("model_index.json"), .glob("*/*.json"), .glob("*/*.safetensors"), .glob("tokenizer/*")],
@@ -162,7 +177,7 @@ public enum ModelRegistry {
             inDefaultPipeline: false,
             note: "file layout assumed from the mvdream_diffusers converter; not listed from the hub"),
         ModelSpec(
-            name: "sd35-large-turbo",
+            name: ModelID.sd35LargeTurbo.rawValue,
             repo: "stabilityai/stable-diffusion-3.5-large-turbo",
             revision: "main",
             files: [.file("model_index.json"), .glob("scheduler/*.json"),
@@ -192,6 +207,9 @@ public enum ModelRegistry {
         case .all: return models
         }
     }
+
+    /// The registry entry of `id` (every id has one; `testEveryModelIDHasAnEntry` holds it to that).
+    public static func model(_ id: ModelID) -> ModelSpec? { model(named: id.rawValue) }
 
     /// Looks a model up by its short name or its repository id (case-insensitive).
     public static func model(named name: String) -> ModelSpec? {
