@@ -2,47 +2,8 @@ import Foundation
 import Imaging
 import PLY
 
-/// What the user asked for: a text prompt or an image prompt.
-public enum Prompt {
-    case text(String)
-    case image(Image)
-
-    public var kind: String {
-        switch self {
-        case .text: return "text"
-        case .image: return "image"
-        }
-    }
-}
-
-/// Sampling settings of the image -> 3D stage (TRELLIS: structure and latent flows; LGM: diffusion steps).
-public struct GaussianSettings: Sendable, Equatable {
-    public var structureSteps: Int
-    public var latentSteps: Int
-    public var structureGuidance: Double
-    public var latentGuidance: Double
-
-    public init(structureSteps: Int, latentSteps: Int, structureGuidance: Double, latentGuidance: Double) {
-        self.structureSteps = structureSteps
-        self.latentSteps = latentSteps
-        self.structureGuidance = structureGuidance
-        self.latentGuidance = latentGuidance
-    }
-
-    /// The hub pipeline.json defaults of TRELLIS-image-large.
-    public static let quality = GaussianSettings(structureSteps: 25, latentSteps: 25, structureGuidance: 5.0, latentGuidance: 5.0)
-    /// The public demo's settings: 12/12 steps, cfg 7.5 / 3.0.
-    public static let fast = GaussianSettings(structureSteps: 12, latentSteps: 12, structureGuidance: 7.5, latentGuidance: 3.0)
-
-    public static func preset(_ name: String) -> GaussianSettings? {
-        switch name.lowercased() {
-        case "fast", "demo": return .fast
-        case "quality", "default", "hub": return .quality
-        default: return nil
-        }
-    }
-}
-
+/// The stages a generation pipeline is made of; each implementation lives in its own file (FluxStage, BiRefNetRemover,
+/// TrellisStage, LGMStage, LGMTextStage, ValidatorGate).
 /// text -> image (FLUX.1-schnell).
 public protocol TextToImageStage: AnyObject {
     var name: String { get }
@@ -77,56 +38,8 @@ public protocol TextToGaussianStage: AnyObject {
         -> (splat: GaussianSplat, views: Image)
 }
 
-/// How a text prompt reaches the 3D generator.
-public enum TextRoute: String, Sendable, CaseIterable {
-    /// FLUX.1-schnell -> background removal -> the image -> 3D generator (TRELLIS or LGM via ImageDream).
-    case flux
-    /// MVDream draws four views from the text -> LGM (LGM only; the reference app's text mode).
-    case mvdream
-}
-
-/// The validators' verdict, predicted: renders the splat as they do and scores it.
-public struct ValidationVerdict: Sendable {
-    /// The predicted validator score, or nil when it cannot be predicted (scorers missing, image prompts).
-    public var score: Double?
-    public var alignment: Double?
-    /// The validators' data checks (count, opacity, rotations): a failure means rejection whatever the score.
-    public var passedChecks: Bool
-    public var notes: [String]
-
-    /// Whether the validators would accept this at `minScore`, as far as can be told.
-    public func passes(minScore: Double) -> Bool { passedChecks && (score.map { $0 >= minScore } ?? true) }
-
-    /// A ranking value for choosing among attempts (failed checks rank lowest; unknown scores above them).
-    public var rank: Double { passedChecks ? (score ?? 0.5) : -1 }
-
-    public init(score: Double?, alignment: Double?, passedChecks: Bool, notes: [String] = []) {
-        self.score = score
-        self.alignment = alignment
-        self.passedChecks = passedChecks
-        self.notes = notes
-    }
-}
-
 public protocol ValidationStage: AnyObject {
     var name: String { get }
     /// Renders with the cameras of the validators that expect `orientation` and scores like them.
     func evaluate(_ splat: GaussianSplat, prompt: Prompt, orientation: SplatOrientation) throws -> ValidationVerdict
-}
-
-/// Measures named stages of one job.
-public struct StageTimings: Sendable {
-    public private(set) var entries: [(name: String, seconds: Double)] = []
-
-    public init() {}
-
-    public mutating func measure<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { entries.append((name, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)) }
-        return try body()
-    }
-
-    public mutating func append(_ name: String, seconds: Double) { entries.append((name, seconds)) }
-
-    public var total: Double { entries.reduce(0) { $0 + $1.seconds } }
 }
