@@ -2,8 +2,9 @@ import Foundation
 import Imaging
 import PLY
 
-/// The stages a generation pipeline is made of; each implementation lives in its own file (FluxStage, BiRefNetRemover,
-/// TrellisStage, LGMStage, LGMTextStage, ValidatorGate).
+// The stages a generation pipeline is made of; each implementation lives in its own file (FluxStage, BiRefNetRemover,
+// TrellisStage, LGMStage, LGMTextStage, ValidatorGate).
+
 /// text -> image (FLUX.1-schnell).
 public protocol TextToImageStage: AnyObject {
     var name: String { get }
