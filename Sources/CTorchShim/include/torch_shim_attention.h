@@ -1,9 +1,10 @@
 /*
- * torch_shim_trellis.h: fused attention entry points for variable-length sparse attention (TRELLIS' sparse
- * transformers), and the process-wide switch of PyTorch's cuDNN SDPA backend. Conventions as in torch_shim.h.
+ * torch_shim_attention.h: fused attention entry points (FlashAttention-2, including the variable-length form that
+ * TRELLIS' sparse transformers use), and the process-wide switch of PyTorch's cuDNN SDPA backend. Conventions as in
+ * torch_shim.h.
  */
-#ifndef TORCH_SHIM_TRELLIS_H
-#define TORCH_SHIM_TRELLIS_H
+#ifndef TORCH_SHIM_ATTENTION_H
+#define TORCH_SHIM_ATTENTION_H
 
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
-// Fused attention for TRELLIS' variable-length sparse attention; see torch_shim_trellis.h.
+// Fused attention (FlashAttention-2, variable-length and dense) and the cuDNN SDPA switch; see torch_shim_attention.h.
 #include "shim_internal.h"
 
-#include "../include/torch_shim_trellis.h"
+#include "../include/torch_shim_attention.h"
 
 #include <ATen/Context.h>
 #include <ATen/ops/_flash_attention_forward.h>
