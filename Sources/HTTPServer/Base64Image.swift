@@ -1,5 +1,20 @@
 import Foundation
 
+/// Image formats the service does not accept but recognises, so their data gets 422 instead of
+/// being read as a text prompt.
+enum OtherImageFormat: String {
+    case gif, webp, tiff, bmp
+
+    static func sniff(_ bytes: Data) -> OtherImageFormat? {
+        if bytes.starts(with: Array("GIF87a".utf8)) || bytes.starts(with: Array("GIF89a".utf8)) { return .gif }
+        if bytes.count >= 12, bytes.starts(with: Array("RIFF".utf8)),
+           bytes.dropFirst(8).starts(with: Array("WEBP".utf8)) { return .webp }
+        if bytes.starts(with: [0x49, 0x49, 0x2A, 0x00]) || bytes.starts(with: [0x4D, 0x4D, 0x00, 0x2A]) { return .tiff }
+        if bytes.count >= 26, bytes.starts(with: Array("BM".utf8)) { return .bmp }
+        return nil
+    }
+}
+
 /// Image container formats the generation service accepts, recognised by their magic bytes.
 public enum ImageFormat: String, Sendable, Equatable {
     case png
@@ -52,8 +67,14 @@ public enum Base64Image {
                 let (data, format) = try decodeImage(bytes)
                 return .image(data, format)
             }
+            // Base64 that opens like an image file is image data at any length, as on the JSON
+            // `image` field and the upload route: it decodes to PNG/JPEG or is rejected.
+            if imageSignatures.contains(where: { bytes.starts(with: $0) })
+                || otherImageSignatures.contains(where: { bytes.starts(with: $0) }) {
+                let (data, format) = try decodeImage(bytes)
+                return .image(data, format)
+            }
             guard bytes.count >= minimumImageTextLength else { return .text(prompt) }
-            let startsLikeImage = imageSignatures.contains { bytes.starts(with: $0) }
             var hasPlus = false
             var hasSpace = false
             let allBase64 = decodeTable.withUnsafeBufferPointer { table -> Bool in
@@ -64,21 +85,16 @@ public enum Base64Image {
                 }
                 return true
             }
-            guard allBase64 else {
-                if startsLikeImage {
-                    throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
-                }
-                return .text(prompt)
-            }
+            guard allBase64 else { return .text(prompt) }
             var decodedAny = false
             for spacesArePlus in hasSpace && !hasPlus ? [true, false] : [false] {
                 if let data = decode(bytes, spacesArePlus: spacesArePlus) {
                     decodedAny = true
                     if let format = ImageFormat.sniff(data) { return .image(data, format) }
+                    if OtherImageFormat.sniff(data) != nil {
+                        throw Base64ImageError.notAnImage("base64 data is not a PNG or JPEG image")
+                    }
                 }
-            }
-            if startsLikeImage {
-                throw Base64ImageError.invalidBase64("prompt starts like a base64 PNG/JPEG but is not valid base64")
             }
             if decodedAny, !hasSpace, bytes.count >= 64 {
                 throw Base64ImageError.notAnImage("prompt is base64 data but not a PNG or JPEG image")
@@ -105,6 +121,9 @@ public enum Base64Image {
     // MARK: - Implementation
 
     private static let imageSignatures = ["iVBORw0KGgo", "/9j/", "_9j_"].map { Array($0.utf8) }
+    /// Base64 openings of image files the service does not take: GIF87a/GIF89a, RIFF (WebP),
+    /// TIFF little- and big-endian. Distinctive enough that no text prompt starts with them.
+    private static let otherImageSignatures = ["R0lGODdh", "R0lGODlh", "UklGR", "SUkqA", "TU0AK"].map { Array($0.utf8) }
     private static let dataPrefix = Array("data:".utf8)
 
     private static func hasDataPrefix(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -28,7 +28,10 @@ public enum GenerationRequestDecoder {
         case "multipart/form-data":
             let boundary = try MultipartParser.boundary(from: contentType)
             var fields: [String: FieldValue] = [:]
-            for part in try MultipartParser.parse(request.body, boundary: boundary) {
+            for (number, part) in try MultipartParser.parse(request.body, boundary: boundary).enumerated() {
+                if let problem = FormDataDisposition.problem(part.headers["Content-Disposition"]) {
+                    throw HTTPError(.badRequest, "multipart part \(number + 1) \(problem)")
+                }
                 guard let name = part.name, fields[name] == nil else { continue }
                 if part.filename == nil, let text = part.text {
                     fields[name] = .text(text)
@@ -136,6 +139,7 @@ public enum GenerationRequestDecoder {
     // MARK: - JSON
 
     private static func decodeJSON(_ body: Data, requestID: String) throws -> GenerationRequest {
+        try JSONBodyBounds.check(body)
         let decoded: JSONGenerationBody
         do {
             decoded = try JSONDecoder().decode(JSONGenerationBody.self, from: body)
@@ -205,8 +209,12 @@ private func rejectUnknownKeys(_ container: KeyedDecodingContainer<AnyCodingKey>
 
 /// An optional integer field. Foundation reports 1.5 decoded as Int with an internal error that
 /// surfaces as a path-less "not valid JSON", so a non-integral number is recognised and named here.
+/// An explicit `null` is an error, not "absent": `"seed": null` must not quietly become a random seed.
 private func decodeInteger(_ container: KeyedDecodingContainer<AnyCodingKey>, _ key: String,
                            field: String) throws -> Int? {
+    if container.contains(AnyCodingKey(key)), try container.decodeNil(forKey: AnyCodingKey(key)) {
+        throw HTTPError(.badRequest, "field '\(field)' must be an integer, not null")
+    }
     do {
         return try container.decodeIfPresent(Int.self, forKey: AnyCodingKey(key))
     } catch {

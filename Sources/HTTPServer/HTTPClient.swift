@@ -92,6 +92,14 @@ public final class HTTPClient {
         }
     }
 
+    /// Closes with SO_LINGER 0, so the server gets a TCP reset instead of an orderly end of input.
+    public func reset() {
+        guard fd >= 0 else { return }
+        var option = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close()
+    }
+
     /// Half-closes: the server sees end of input, responses can still be read.
     public func shutdownWrite() { Socket.shutdownWrite(fd) }
 

@@ -105,6 +105,7 @@ final class HTTPConnection {
     /// While a request is handled reading is suspended, so the socket is polled this often for
     /// the client's EOF or reset (then the request's job is cancelled).
     static let peerCheckInterval: TimeInterval = 0.1
+    private static let readsPerTurn = 64
 
     let id: Int
     let fd: Int32
@@ -171,23 +172,41 @@ final class HTTPConnection {
 
     // MARK: - Reading
 
+    /// Reads until the socket would block (or the parser delivered a request and reading is
+    /// suspended): an epoll-driven source may not fire again for bytes, an EOF or a reset that
+    /// arrived together with the last data, and a connection that missed its EOF or reset would
+    /// pin its socket and buffered body until the read timeout. After `readsPerTurn` reads the
+    /// rest is continued in a later turn of the queue, so the timer still runs against a client
+    /// that keeps sending.
     private func onReadable() {
-        guard phase == .reading || phase == .lingering else { return }
-        let count = withUnsafeTemporaryAllocation(byteCount: Self.readChunk, alignment: 16) { buffer -> Int in
-            let count = recv(fd, buffer.baseAddress, Self.readChunk, 0)
-            if count > 0, phase == .reading {
-                parser.append(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        var reads = 0
+        while phase == .reading || phase == .lingering {
+            if reads == Self.readsPerTurn {
+                queue.async { [weak self] in self?.onReadable() }
+                return
             }
-            return count
-        }
-        if count > 0 {
-            if phase == .reading { processBuffered() }
-        } else if count == 0 {
-            close(note: phase == .reading && parser.isMidRequest ? "client closed mid-request" : nil)
-        } else {
+            reads += 1
+            let count = withUnsafeTemporaryAllocation(byteCount: Self.readChunk, alignment: 16) { buffer -> Int in
+                let count = recv(fd, buffer.baseAddress, Self.readChunk, 0)
+                if count > 0, phase == .reading {
+                    parser.append(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                }
+                return count
+            }
+            if count > 0 {
+                if phase == .reading { processBuffered() }
+                continue
+            }
+            if count == 0 {
+                close(note: phase == .reading && parser.isMidRequest ? "client closed mid-request" : nil)
+                return
+            }
             let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
-            close()
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return }
+            close(note: phase == .reading && parser.isMidRequest
+                ? "client reset mid-request: \(String(cString: strerror(code)))" : nil)
+            return
         }
     }
 
@@ -209,6 +228,10 @@ final class HTTPConnection {
                 outbox.append(Self.continueResponse)
                 flush()
             case .request(let request):
+                if let problem = request.hostFieldProblem {
+                    reject(HTTPError(.badRequest, problem))
+                    return
+                }
                 begin(request)
             }
         }
@@ -447,6 +470,7 @@ final class HTTPConnection {
         exchange = nil
         phase = .closed
         outbox.removeAll()
+        parser = HTTPRequestParser(limits: context.config.limits)  // frees a buffered body now
         timer.cancel()
         readSource.cancel()
         if readSuspended {

@@ -51,3 +51,30 @@ public struct HTTPRequest: Sendable {
         return (String(rest), nil)
     }
 }
+
+extension HTTPRequest {
+    /// Why the `Host` field breaks RFC 9112 section 3.2, nil when it is fine: an HTTP/1.1 request
+    /// needs exactly one, no request may carry two, and the value must be `host[:port]`.
+    public var hostFieldProblem: String? {
+        let hosts = headers.values("Host")
+        if hosts.count > 1 { return "request has \(hosts.count) Host header fields" }
+        guard let host = hosts.first else {
+            return version.major == 1 && version.minor >= 1 ? "HTTP/1.1 request has no Host header field" : nil
+        }
+        guard host.utf8.allSatisfy(Self.isAuthorityChar) else {
+            return "malformed Host header field \(HTTPRequestParser.quoted(host.utf8))"
+        }
+        return nil
+    }
+
+    /// RFC 3986 reg-name, IP-literal and port characters (no userinfo, no path).
+    private static func isAuthorityChar(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "-._~!$&'()*+,;=:[]%".utf8.contains(byte)
+        }
+    }
+}

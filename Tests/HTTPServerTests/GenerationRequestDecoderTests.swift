@@ -50,7 +50,11 @@ final class GenerationRequestDecoderTests: XCTestCase {
         XCTAssertEqual(decoded.options, GenerationOptions(generator: "lgm", preset: "fast", imageSteps: 4, structureSteps: 12,
                                                           latentSteps: 12, guidance: 3.5, validate: true, minScore: 0.6,
                                                           timeBudget: 25))
-        XCTAssertEqual(try decode("application/json", "{\"prompt\": \" a lamp \", \"seed\": null}").prompt, .text("a lamp"))
+        XCTAssertEqual(try decode("application/json", "{\"prompt\": \" a lamp \"}").prompt, .text("a lamp"))
+        // An explicit null is not "absent": it would silently become a random seed (issue 16).
+        assertStatus(400, "application/json", "{\"prompt\": \"a lamp\", \"seed\": null}", mentions: "'seed'")
+        assertStatus(400, "application/json", "{\"prompt\": \"a lamp\", \"options\": {\"image_steps\": null}}",
+                     mentions: "'options.image_steps'")
         let routed = try decode("application/json", "{\"prompt\": \"a lamp\", \"options\": {\"generator\": \"lgm\", \"text_route\": \"mvdream\"}}")
         XCTAssertEqual(routed.options.textRoute, "mvdream")
         XCTAssertEqual(routed.options.generator, "lgm")
