@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "PLYTests", dependencies: ["PLY", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")],
                     swiftSettings: strict),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Service"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Resources")],
                     swiftSettings: strict),
@@ -91,6 +91,6 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Pipeline", "HTTPServer", "PLY", "Imaging"],
                     swiftSettings: strict),
-        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Pipeline", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics", "Pipeline", "HTTPServer", "Service"], swiftSettings: strict),
     ]
 )

@@ -5,9 +5,9 @@ import Foundation
 /// strings, with exactly one non-empty `name`. The lenient `HeaderParameters` reading would turn
 /// `name=seed"` or `name prompt` into a part without a usable name, and a dropped `seed` part
 /// silently becomes a random seed.
-enum FormDataDisposition {
+package enum FormDataDisposition {
     /// Why the disposition does not name the part, nil when it does.
-    static func problem(_ disposition: String?) -> String? {
+    package static func problem(_ disposition: String?) -> String? {
         guard let disposition else { return "has no Content-Disposition header" }
         let bytes = Array(disposition.utf8)
         var index = 0

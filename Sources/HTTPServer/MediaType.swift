@@ -82,11 +82,11 @@ enum HeaderParameters {
 }
 
 /// Byte classes of RFC 9110/9112 syntax.
-enum HTTPSyntax {
-    static let cr: UInt8 = 0x0D
-    static let lf: UInt8 = 0x0A
-    static let space: UInt8 = 0x20
-    static let tab: UInt8 = 0x09
+package enum HTTPSyntax {
+    package static let cr: UInt8 = 0x0D
+    package static let lf: UInt8 = 0x0A
+    package static let space: UInt8 = 0x20
+    package static let tab: UInt8 = 0x09
     static let colon: UInt8 = 0x3A
 
     private static let tokenTable: [Bool] = {

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import Service
 import PLY
 import XCTest
 @testable import Pipeline

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 /// The optional API key over real sockets, and loading it from a file.
 final class APIKeyTests: XCTestCase {

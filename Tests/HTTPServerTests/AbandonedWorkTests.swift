@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 /// Jobs whose client is gone must not hold a queue slot or a worker: a waiting job leaves the queue
 /// as soon as its connection ends (reset or FIN), and its handler never runs.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 final class Base64ImageTests: XCTestCase {
     /// Bytes with PNG magic and every byte value, so the base64 text contains `+` and `/`.

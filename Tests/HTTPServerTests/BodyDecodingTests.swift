@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 final class FormURLEncodedTests: XCTestCase {
     func testPlusAndPercentDecoding() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 final class GenerationRequestDecoderTests: XCTestCase {
     private func request(_ contentType: String?, _ body: Data) -> HTTPRequest {

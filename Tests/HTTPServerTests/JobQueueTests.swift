@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 final class JobQueueTests: XCTestCase {
     /// Many producers, three workers: every job runs exactly once, never two at a time on one worker.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 /// A service whose answer names the request and the worker that ran it. Prompts:
 /// "block ..." waits for `release`; "... oom" throws an out-of-memory error naming the prompt;

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 /// Regression tests for issue 16's network-facing items, over real loopback sockets.
 final class NetworkHardeningTests: XCTestCase {

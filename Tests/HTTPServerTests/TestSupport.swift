@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import HTTPServer
+@testable import Service
 
 /// A deterministic stand-in for the pipeline: the body says what the request was, so every
 /// response can be matched to its request.

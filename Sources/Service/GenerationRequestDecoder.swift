@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 
 /// Turns a `POST /generate[/]` request into a `GenerationRequest`, or throws the `HTTPError` (4xx)
 /// the client gets. Pure function of the request: no service, no queue.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 
 /// Image formats the service does not accept but recognises, so their data gets 422 instead of
 /// being read as a text prompt.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 
 /// Bounds the nesting and the element count of a JSON text before Foundation parses it.
 /// Foundation's parser traps (SIGILL) on some deeply nested inputs instead of throwing, and a trap

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 
 /// Which endpoint a generation request came through. Legacy and Competition 0 differ in what
 /// the caller expects (e.g. the camera convention of the PLY), so the service may branch on it.
