@@ -51,7 +51,7 @@ public final class FluxTextToImageStage: TextToImageStage {
         self.name = name
     }
 
-    public func generateImage(prompt: String, seed: UInt64) throws -> Image {
+    public func generateImage(prompt: String, seed: UInt64, steps: Int?) throws -> Image {
         let (clip, t5) = try tokenizer.ids(template.apply(prompt))
         let clipIds = try Tensor(clip.map(Int64.init), shape: [1, clip.count]).to(device)
         let t5Ids = try Tensor(t5.map(Int64.init), shape: [1, t5.count]).to(device)
@@ -63,7 +63,7 @@ public final class FluxTextToImageStage: TextToImageStage {
                                               pooledPromptEmbeds: try embeddings.pooledPromptEmbeds.narrow(-1, start: 0, length: pooledWidth))
         }
         let generator = try Generator(seed: seed, device: device)
-        let out = try pipeline(embeddings: embeddings, options: FluxPipeline.Options(height: size, width: size, steps: steps),
+        let out = try pipeline(embeddings: embeddings, options: FluxPipeline.Options(height: size, width: size, steps: steps ?? self.steps),
                                generator: generator)
         guard let rgb = try FluxPipeline.rgb8(out.images).first else { throw PipelineError.badInput("FLUX returned no image") }
         return try Image(width: rgb.width, height: rgb.height, channels: 3, pixels: rgb.pixels)

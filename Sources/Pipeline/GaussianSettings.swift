@@ -17,6 +17,10 @@ public struct GaussianSettings: Sendable, Equatable {
     /// The public demo's settings: 12/12 steps, cfg 7.5 / 3.0.
     public static let fast = GaussianSettings(structureSteps: 12, latentSteps: 12, structureGuidance: 7.5, latentGuidance: 3.0)
 
+    /// The sampling steps a request may ask for, of any stage (text-to-image, structure, latent): checked once, where
+    /// the request is decoded.
+    public static let stepRange = 1...100
+
     public static func preset(_ name: String) -> GaussianSettings? {
         switch name.lowercased() {
         case "fast", "demo": return .fast

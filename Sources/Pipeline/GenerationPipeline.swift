@@ -51,12 +51,14 @@ public struct GenerationJob {
     public var generator: String?
     /// How a text prompt reaches the generator; nil = the pipeline's default for that generator.
     public var textRoute: TextRoute?
+    /// Text-to-image sampling steps; nil = the stage's own (FLUX.1-schnell: 4).
+    public var imageSteps: Int?
     /// Checked between stages: once cancelled (the client left) the job stops at the next stage boundary.
     public var cancellation: CancellationSignal?
 
     public init(prompt: Prompt, seed: UInt64 = 42, settings: GaussianSettings = .fast, output: SplatOutputOptions = .init(),
                 validate: Bool = true, minScore: Double = 0.6, timeBudget: Double = 25, maxAttempts: Int = 4,
-                generator: String? = nil, textRoute: TextRoute? = nil) {
+                generator: String? = nil, textRoute: TextRoute? = nil, imageSteps: Int? = nil) {
         self.prompt = prompt
         self.seed = seed
         self.settings = settings
@@ -67,6 +69,7 @@ public struct GenerationJob {
         self.maxAttempts = maxAttempts
         self.generator = generator
         self.textRoute = textRoute
+        self.imageSteps = imageSteps
     }
 }
 
@@ -244,7 +247,7 @@ public final class GenerationPipeline {
                 throw PipelineError.missingStage(missingAdvice[.textToImage]
                     ?? "text prompts need the text-to-image model (FLUX.1-schnell), which is not loaded")
             }
-            source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: job.seed) }
+            source = try timings.measure("text-to-image") { try t2i.generateImage(prompt: text, seed: job.seed, steps: job.imageSteps) }
             try stopIfCancelled(job, after: "text-to-image")
         case .image(let image):
             source = image

@@ -8,7 +8,8 @@ import PLY
 /// text -> image (FLUX.1-schnell).
 public protocol TextToImageStage: AnyObject {
     var name: String { get }
-    func generateImage(prompt: String, seed: UInt64) throws -> Image
+    /// `steps`: the sampling steps of this image (nil: the stage's own).
+    func generateImage(prompt: String, seed: UInt64, steps: Int?) throws -> Image
 }
 
 /// image -> RGBA with the object cut out (BiRefNet). Images that already carry a real alpha may pass unchanged.

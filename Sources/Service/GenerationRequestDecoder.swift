@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import Pipeline
 
 /// Turns a `POST /generate[/]` request into a `GenerationRequest`, or throws the `HTTPError` (4xx)
 /// the client gets. Pure function of the request: no service, no queue.
@@ -263,8 +264,9 @@ extension GenerationOptions: Decodable {
         }
         func steps(_ key: String) throws -> Int? {
             guard let steps = try decodeInteger(container, key, field: "options.\(key)") else { return nil }
-            guard (1...1000).contains(steps) else {
-                throw HTTPError(.badRequest, "field 'options.\(key)' must be between 1 and 1000")
+            let range = GaussianSettings.stepRange
+            guard range.contains(steps) else {
+                throw HTTPError(.badRequest, "field 'options.\(key)' must be between \(range.lowerBound) and \(range.upperBound), got \(steps)")
             }
             return steps
         }

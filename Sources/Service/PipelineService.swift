@@ -133,9 +133,8 @@ public final class PipelineService: GenerationService {
         let prompt: Pipeline.Prompt
         switch request.prompt {
         case .text(let text):
-            let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !t.isEmpty else { throw GenerationError.badInput("the prompt is empty") }
-            prompt = .text(t)
+            // Trimmed and checked non-empty by GenerationRequestDecoder.
+            prompt = .text(text)
         case .image(let image):
             do {
                 prompt = .image(try ImageDecoder.decode(image.data, maxPixels: maxImagePixels))
@@ -154,9 +153,6 @@ public final class PipelineService: GenerationService {
         if let s = o.structureSteps { settings.structureSteps = s }
         if let s = o.latentSteps { settings.latentSteps = s }
         if let g = o.guidance { settings.structureGuidance = g }
-        for (name, v) in [("structure_steps", settings.structureSteps), ("latent_steps", settings.latentSteps)] where !(1...100).contains(v) {
-            throw GenerationError.badInput("\(name) must be between 1 and 100, got \(v)")
-        }
         // The generator's name is checked where the job resolves it (GenerationPipeline.resolve: 400 unknown, 503 not loaded).
         var textRoute: TextRoute? = nil
         if let r = o.textRoute {
@@ -172,7 +168,7 @@ public final class PipelineService: GenerationService {
                              output: SplatOutputOptions(orientation: orientation, includeNormals: defaults.includeNormals),
                              validate: o.validate ?? defaults.validate, minScore: o.minScore ?? defaults.minScore,
                              timeBudget: o.timeBudget ?? defaults.timeBudget, generator: o.generator,
-                             textRoute: textRoute)
+                             textRoute: textRoute, imageSteps: o.imageSteps)
     }
 }
 

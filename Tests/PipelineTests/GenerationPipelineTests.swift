@@ -9,7 +9,7 @@ final class GenerationPipelineTests: XCTestCase {
     final class FakeText: TextToImageStage {
         let name = "fake-t2i"
         var calls = 0
-        func generateImage(prompt: String, seed: UInt64) throws -> Image {
+        func generateImage(prompt: String, seed: UInt64, steps: Int?) throws -> Image {
             calls += 1
             return try Image(width: 4, height: 4, channels: 3, pixels: Array(repeating: 200, count: 48))
         }

@@ -40,7 +40,7 @@ final class GeneratorRoutingTests: XCTestCase {
     final class CountingText: TextToImageStage {
         let name = "fake-t2i"
         var calls = 0
-        func generateImage(prompt: String, seed: UInt64) throws -> Image {
+        func generateImage(prompt: String, seed: UInt64, steps: Int?) throws -> Image {
             calls += 1
             return try Image(width: 4, height: 4, filledWith: [200, 10, 10, 128])
         }

@@ -15,7 +15,7 @@ final class AbandonedJobTests: XCTestCase {
         let name = "held-t2i"
         let entered = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        func generateImage(prompt: String, seed: UInt64) throws -> Image {
+        func generateImage(prompt: String, seed: UInt64, steps: Int?) throws -> Image {
             entered.signal()
             release.wait()
             return try Image(width: 4, height: 4, filledWith: [200, 10, 10, 128])
