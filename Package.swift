@@ -58,8 +58,12 @@ let package = Package(
         // Stages, configuration, fixture runner (selftest), pipeline assembly.
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
                                                  "ModelStore", "Tokenizers", "HTTPServer"], swiftSettings: strict),
+        // Diagnostics, apart from runtime code: the file-parser mutation engine and its targets (runtime targets never
+        // import it; the tests and `gen3d fuzz-files` do).
+        .target(name: "FuzzSupport", dependencies: ["TorchShim", "NN", "PLY", "Imaging", "Models", "Tokenizers", "Pipeline"],
+                swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
+            "Pipeline", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate", "FuzzSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -74,6 +78,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Pipeline"], exclude: ["Resources"],
                     swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "PLY", "TorchShim"], swiftSettings: strict),
+        .testTarget(name: "FuzzSupportTests", dependencies: ["FuzzSupport", "TorchShim", "NN", "Models", "PLY", "Imaging",
+                                                            "Pipeline", "ModelStore"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer"], swiftSettings: strict),
     ]
 )

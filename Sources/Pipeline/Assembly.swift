@@ -100,6 +100,10 @@ public enum PipelineAssembly {
             random.missing += notAdmitted
             return random
         }
+        // A directory where a weights file belongs is a broken install: fail loudly rather than fall back to smoke.
+        for spec in models(generators: options.generators) where store.locate(model: spec) == nil {
+            try store.checkNoDirectoryInPlaceOfFiles(model: spec)
+        }
         let report = store.check(models: models(generators: options.generators))
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
             + notAdmitted
@@ -237,8 +241,7 @@ public enum PipelineAssembly {
         if let dino = locate("dinov2-small"), let head = locate("quality-scorer"),
            let headFile = file(head, ["quality_scorer.safetensors", "quality_scorer.pth"]),
            let backbone = file(dino, ["model.safetensors", "pytorch_model.bin"]) {
-            let config = try JSONDecoder().decode(DINOv2.Config.self,
-                                                  from: Data(contentsOf: dino.appendingPathComponent("config.json")))
+            let config = try ConfigFile.decode(DINOv2.Config.self, from: dino.appendingPathComponent("config.json"))
             quality = try QualityScorer.load(config: config, pretrainedBackbone: weights(backbone),
                                              headCheckpoint: weights(headFile), device: device, dtype: dtype)
             loaded["quality-scorer"] = headFile.path
