@@ -78,7 +78,7 @@ public enum FileParserTargets {
                          companions: ["case_io.safetensors": []], parse: parseFixtureCase)
             })
         case "pth":
-            let names = ["state_dict.pth", "legacy.pth", "nested_p4.pth", "deflated.pth"]
+            let names = ["state_dict.pth", "legacy.pth", "nested_p4.pth"]
             return FileParserTarget(name: name, format: .zip, seeds: try names.map { n in
                 FuzzSeed(label: n, fileName: "case.pth", bytes: try file("Tests/ModelsTests/Resources/torch_checkpoints/" + n),
                          parse: parseTorchCheckpoint)
