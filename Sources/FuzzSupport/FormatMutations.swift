@@ -153,10 +153,70 @@ enum ImageMutations {
     }
 }
 
-/// Zip (torch.save) mutations: end-of-directory and central-directory fields (entry count, sizes, offsets, name
-/// lengths) set to extremes, zip64 records included.
+/// torch.save mutations: zip directory fields (entry count, sizes, offsets, name lengths) set to extremes, the
+/// end record pointed at the zip64 record with an extreme value there, and integers of the pickle (tensor offsets,
+/// sizes, strides, storage sizes) replaced by 64-bit extremes, the zip re-packed around the changed `data.pkl`.
 enum ZipMutations {
     static func mutate(_ bytes: inout [UInt8], mutator: Mutator, random: inout FuzzRandom) -> String? {
+        switch random.below(3) {
+        case 0: return mutateFields(&bytes, mutator: mutator, random: &random)
+        case 1: return redirectToZip64(&bytes, mutator: mutator, random: &random)
+        default: return mutatePickle(&bytes, random: &random)
+        }
+    }
+
+    static func lastIndex(of signature: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        return stride(from: bytes.count - 4, through: 0, by: -1).first { bytes[$0] == 0x50 && Array(bytes[$0..<($0 + 4)]) == signature }
+    }
+
+    /// The end record's count saturated (so readers use the zip64 record) and a zip64 field set to an extreme.
+    static func redirectToZip64(_ bytes: inout [UInt8], mutator: Mutator, random: inout FuzzRandom) -> String? {
+        guard let eocd = lastIndex(of: [0x50, 0x4B, 0x05, 0x06], in: bytes), eocd + 22 <= bytes.count,
+              let record = lastIndex(of: [0x50, 0x4B, 0x06, 0x06], in: bytes), record + 56 <= bytes.count else { return nil }
+        bytes[eocd + 10] = 0xFF
+        bytes[eocd + 11] = 0xFF
+        let field = random.pick([32, 40, 48])
+        let value = random.pick(Mutator.extremeIntegers)
+        mutator.write(value, width: 8, bigEndian: false, into: &bytes, at: record + field)
+        return "zip64 redirect: record field +\(field) -> \(value)"
+    }
+
+    static let pickleExtremes: [Int64] = [0, -1, 1, Int64.max, Int64.min, Int64.max - 1, 1 << 31, 1 << 32, 1 << 40, 1 << 62,
+                                          -(1 << 40)]
+
+    /// One integer opcode of the pickle (BININT1/2/4, LONG1) replaced by a LONG1 holding a 64-bit extreme.
+    static func mutatePickle(_ bytes: inout [UInt8], random: inout FuzzRandom) -> String? {
+        func replaceInteger(_ pickle: inout [UInt8]) -> String? {
+            var candidates: [(at: Int, length: Int)] = []
+            var i = 0
+            while i < pickle.count {
+                switch pickle[i] {
+                case 0x4B: candidates.append((i, 2))
+                case 0x4D: candidates.append((i, 3))
+                case 0x4A: candidates.append((i, 5))
+                case 0x8A where i + 1 < pickle.count: candidates.append((i, 2 + Int(pickle[i + 1])))
+                default: break
+                }
+                i += 1
+            }
+            candidates = candidates.filter { $0.at + $0.length <= pickle.count }
+            guard !candidates.isEmpty else { return nil }
+            let chosen = random.pick(candidates)
+            let value = random.pick(pickleExtremes)
+            let long1: [UInt8] = [0x8A, 0x08] + withUnsafeBytes(of: value.littleEndian) { Array($0) }
+            pickle.replaceSubrange(chosen.at..<(chosen.at + chosen.length), with: long1)
+            return "pickle integer at \(chosen.at) -> \(value)"
+        }
+        if bytes.first == 0x80 { return replaceInteger(&bytes).map { "legacy " + $0 } }
+        guard var entries = ZipArchive.entries(bytes),
+              let index = entries.firstIndex(where: { $0.name.hasSuffix("data.pkl") }) else { return nil }
+        guard let step = replaceInteger(&entries[index].data) else { return nil }
+        bytes = ZipArchive.pack(entries)
+        return "data.pkl " + step + " (zip re-packed)"
+    }
+
+    static func mutateFields(_ bytes: inout [UInt8], mutator: Mutator, random: inout FuzzRandom) -> String? {
         // (signature, [(field offset, width)])
         let layouts: [([UInt8], [(Int, Int)])] = [
             ([0x50, 0x4B, 0x05, 0x06], [(8, 2), (10, 2), (12, 4), (16, 4)]),
@@ -182,6 +242,65 @@ enum ZipMutations {
         let value = random.pick(Mutator.extremeIntegers)
         mutator.write(value, width: field.width, bigEndian: false, into: &bytes, at: field.at)
         return "zip field at \(field.at) (\(field.width) bytes) -> \(value)"
+    }
+}
+
+/// Reads and writes the stored (uncompressed) zip archives torch.save writes, for re-packing a changed entry.
+enum ZipArchive {
+    struct Entry {
+        var name: String
+        var method: UInt16
+        var data: [UInt8]
+    }
+
+    static func u16(_ b: [UInt8], _ at: Int) -> Int { Int(b[at]) | Int(b[at + 1]) << 8 }
+    static func u32(_ b: [UInt8], _ at: Int) -> Int { u16(b, at) | u16(b, at + 2) << 16 }
+
+    /// The entries in directory order, or nil when the archive is not a plain (non-zip64) one this can read.
+    static func entries(_ b: [UInt8]) -> [Entry]? {
+        guard let eocd = ZipMutations.lastIndex(of: [0x50, 0x4B, 0x05, 0x06], in: b), eocd + 22 <= b.count else { return nil }
+        let count = u16(b, eocd + 10)
+        var p = u32(b, eocd + 16)
+        var entries: [Entry] = []
+        for _ in 0..<count {
+            guard p + 46 <= b.count, u32(b, p) == 0x0201_4b50 else { return nil }
+            let method = UInt16(u16(b, p + 10))
+            let size = u32(b, p + 20)
+            let nameLength = u16(b, p + 28), extra = u16(b, p + 30), comment = u16(b, p + 32)
+            let local = u32(b, p + 42)
+            guard size != 0xFFFF_FFFF, local != 0xFFFF_FFFF, p + 46 + nameLength <= b.count, local + 30 <= b.count else { return nil }
+            let name = String(decoding: b[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
+            let dataStart = local + 30 + u16(b, local + 26) + u16(b, local + 28)
+            guard dataStart + size <= b.count else { return nil }
+            entries.append(Entry(name: name, method: method, data: Array(b[dataStart..<(dataStart + size)])))
+            p += 46 + nameLength + extra + comment
+        }
+        return entries
+    }
+
+    /// A stored archive of `entries`, each entry's data aligned to 64 bytes as torch.save aligns it.
+    static func pack(_ entries: [Entry]) -> [UInt8] {
+        func le(_ v: Int, _ width: Int) -> [UInt8] { (0..<width).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        var out: [UInt8] = []
+        var central: [UInt8] = []
+        for entry in entries {
+            let name = Array(entry.name.utf8)
+            let crc = Int(CRC32.checksum(entry.data[...]))
+            let offset = out.count
+            let unpadded = offset + 30 + name.count + 4
+            let pad = (64 - unpadded % 64) % 64
+            let common = le(20, 2) + le(0, 2) + le(Int(entry.method), 2) + le(0, 4) + le(crc, 4)
+                + le(entry.data.count, 4) + le(entry.data.count, 4) + le(name.count, 2)
+            out += le(0x0403_4b50, 4) + common + le(4 + pad, 2) + name
+            out += le(0x1234, 2) + le(pad, 2) + [UInt8](repeating: 0, count: pad) + entry.data
+            central += le(0x0201_4b50, 4) + le(20, 2) + common + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4)
+                + le(offset, 4) + name
+        }
+        let directoryOffset = out.count
+        out += central
+        out += le(0x0605_4b50, 4) + le(0, 2) + le(0, 2) + le(entries.count, 2) + le(entries.count, 2)
+            + le(central.count, 4) + le(directoryOffset, 4) + le(0, 2)
+        return out
     }
 }
 

@@ -106,13 +106,14 @@ public struct FuzzRunner {
             .appendingPathComponent(target.seeds[seedIndex].fileName)
     }
 
-    /// What is about to be parsed: case index, the file holding its input, the seed's label and the mutation.
-    public typealias CaseNote = (index: Int, path: String, seedLabel: String, mutation: String)
+    /// What is about to be parsed: case index, the file holding its input, the seed's label, the mutation, and how
+    /// many cases of this run were accepted and rejected before it.
+    public typealias CaseNote = (index: Int, path: String, seedLabel: String, mutation: String, accepted: Int, rejected: Int)
 
-    /// Runs cases `range`. `beforeParse` is called once a case's input is on disk and before it is parsed (a
-    /// crash-reporting parent reads it back).
+    /// Runs cases `range`. `beforeParse` is called once a case's input is on disk and before it is parsed, and
+    /// `onFinding` as soon as a finding is made (a crash-reporting parent reads both back).
     public func run(_ target: FileParserTarget, seed: UInt64, cases range: Range<Int>,
-                    beforeParse: ((CaseNote) -> Void)? = nil) throws -> FuzzOutcome {
+                    beforeParse: ((CaseNote) -> Void)? = nil, onFinding: ((FuzzFinding) -> Void)? = nil) throws -> FuzzOutcome {
         let fm = FileManager.default
         for (i, s) in target.seeds.enumerated() {
             let folder = casePath(target, seedIndex: i).deletingLastPathComponent()
@@ -127,7 +128,7 @@ public struct FuzzRunner {
             let input = Self.caseInput(target, seed: seed, index: index)
             let url = casePath(target, seedIndex: input.seed)
             try Data(input.bytes).write(to: url)
-            beforeParse?((index, url.path, target.seeds[input.seed].label, input.mutation))
+            beforeParse?((index, url.path, target.seeds[input.seed].label, input.mutation, outcome.accepted, outcome.rejected))
             let caseStart = Date()
             var problem: String?
             do {
@@ -142,8 +143,10 @@ public struct FuzzRunner {
             outcome.slowestCaseSeconds = max(outcome.slowestCaseSeconds, elapsed)
             if elapsed > slowCaseSeconds { problem = (problem.map { $0 + "; " } ?? "") + "took \(elapsed) s" }
             if let problem {
-                outcome.findings.append(FuzzFinding(target: target.name, caseIndex: index, seedLabel: target.seeds[input.seed].label,
-                                                    mutation: input.mutation, problem: problem))
+                let finding = FuzzFinding(target: target.name, caseIndex: index, seedLabel: target.seeds[input.seed].label,
+                                          mutation: input.mutation, problem: problem)
+                outcome.findings.append(finding)
+                onFinding?(finding)
             }
             outcome.cases += 1
         }

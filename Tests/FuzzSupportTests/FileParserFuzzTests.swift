@@ -104,3 +104,20 @@ final class MutatorTests: XCTestCase {
         XCTAssertEqual(stored, CRC32.checksum(copy[(chunk.data - 4)..<(chunk.data + chunk.length)]))
     }
 }
+
+/// The zip re-packer behind the pickle mutations: torch's own checkpoint, re-packed unchanged, still loads the same.
+final class ZipArchiveTests: XCTestCase {
+    func testRepackedTorchCheckpointStillParses() throws {
+        let root = try FileParserFuzzTests.packageRoot()
+        let original = Array(try Data(contentsOf: root.appendingPathComponent("Tests/ModelsTests/Resources/torch_checkpoints/state_dict.pth")))
+        let entries = try XCTUnwrap(ZipArchive.entries(original))
+        XCTAssertTrue(entries.contains { $0.name.hasSuffix("data.pkl") })
+        let repacked = ZipArchive.pack(entries)
+        XCTAssertEqual(ZipArchive.entries(repacked)?.map(\.name), entries.map(\.name))
+        XCTAssertEqual(ZipArchive.entries(repacked)?.map(\.data), entries.map(\.data))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("repacked-\(UUID().uuidString).pth")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(repacked).write(to: url)
+        XCTAssertNoThrow(try FileParserTargets.parseTorchCheckpoint(url))
+    }
+}
