@@ -42,6 +42,14 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+extension TokenizerError {
+    /// The error without the names of the files it came from.
+    public var withoutFiles: TokenizerError {
+        if case let .inFiles(_, error) = self { return error.withoutFiles }
+        return self
+    }
+}
+
 extension TokenizerError: LocalizedError {
     public var errorDescription: String? { description }
 }
