@@ -37,6 +37,22 @@ final class TorchCheckpointMalformedFileTests: XCTestCase {
         try assertCorrupt(bytes, "count.pth", contains: "central directory claims")
     }
 
+    /// The input `gen3d fuzz-files --cases 10000 --seed 1` saved (pth case 3972): torch's state_dict.pth with a pickle
+    /// integer set to 2^62, giving an empty tensor a storage offset whose byte offset overflowed (`offset * 4`).
+    func testFuzzCrashEmptyTensorWithHugeOffsetIsAnError() throws {
+        let url = OpenCLIPFixturePaths.torchCheckpoints().appendingPathComponent("fuzz_empty_tensor_huge_offset.pth")
+        XCTAssertThrowsError(try TorchCheckpoint(url: url)) { error in
+            XCTAssertTrue("\(error)".contains(url.path), "\(error)")
+            XCTAssertTrue("\(error)".contains("reaches past"), "\(error)")
+        }
+    }
+
+    /// The same overflow built by hand: shape [0] at storage offset 2^62 (float32).
+    func testEmptyTensorWithHugeOffsetIsAnError() throws {
+        let bytes = legacy(dataPickle: tensorPickle(offset: 1 << 62, shape: [0], strides: [1]), storages: [1])
+        try assertCorrupt(bytes, "empty.pth", contains: "reaches past")
+    }
+
     /// A dict that holds itself through the pickle memo: flattening it recursed until the stack overflowed.
     func testDictHoldingItselfIsAnError() throws {
         // {'a': <the same dict>}: EMPTY_DICT, BINPUT 0, 'a', BINGET 0, SETITEM, STOP.

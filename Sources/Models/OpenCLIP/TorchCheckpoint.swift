@@ -229,7 +229,10 @@ extension TorchCheckpoint.TensorRecord {
     /// Bytes from the storage start to one past the last element (nil on negative strides or overflow).
     var byteExtent: Int? {
         guard storageOffset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else { return nil }
-        if shape.contains(0) { return storageOffset * dtype.byteSize }
+        if shape.contains(0) {
+            let (bytes, overflow) = storageOffset.multipliedReportingOverflow(by: dtype.byteSize)
+            return overflow ? nil : bytes
+        }
         var last = storageOffset
         for (size, stride) in zip(shape, strides) {
             let (step, o1) = (size - 1).multipliedReportingOverflow(by: stride)
