@@ -72,8 +72,14 @@ let package = Package(
         .target(name: "Diagnostics", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate", "Splatting",
                                                     "ModelStore", "Tokenizers", "HTTPServer", "Pipeline"],
                 swiftSettings: strict),
+        // Diagnostics, apart from runtime code: the file-parser mutation engine and its targets (runtime targets never
+        // import it; the tests and `gen3d fuzz-files` do).
+        .target(name: "FuzzSupport", dependencies: ["TorchShim", "NN", "PLY", "Imaging", "Models", "Tokenizers", "Pipeline",
+                                                    "Fixtures"],
+                swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "Service", "Fixtures", "Diagnostics", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate", "Splatting",
+            "Pipeline", "Service", "Fixtures", "Diagnostics", "FuzzSupport", "HTTPServer", "ModelStore", "TorchShim", "PLY",
+            "Imaging", "CLIPValidate", "Splatting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -88,6 +94,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TorchShim", "Fixtures", "Pipeline", "Diagnostics"], exclude: ["Resources"],
                     swiftSettings: strict),
         .testTarget(name: "CLIPValidateTests", dependencies: ["CLIPValidate", "Splatting", "PLY", "TorchShim", "Diagnostics"], swiftSettings: strict),
+        .testTarget(name: "FuzzSupportTests", dependencies: ["FuzzSupport", "TorchShim", "NN", "Models", "PLY", "Imaging",
+                                                            "Pipeline", "Fixtures", "ModelStore"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HTTPServer", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Pipeline", "HTTPServer", "PLY", "Imaging"],
                     swiftSettings: strict),

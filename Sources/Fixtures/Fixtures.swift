@@ -153,9 +153,19 @@ public struct FixtureRunner {
         var seen = Set<String>()
         for name in names where name.hasSuffix(".json") {
             let stem = String(name.dropLast(5))
-            let data = try Data(contentsOf: directory.appendingPathComponent(name))
-            guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
-            let hasIO = json["io"] is [Any] || fm.fileExists(atPath: directory.appendingPathComponent("\(stem)_io.safetensors").path)
+            let url = directory.appendingPathComponent(name)
+            let hasIOFile = fm.fileExists(atPath: directory.appendingPathComponent("\(stem)_io.safetensors").path)
+            let data: Data
+            do { data = try Data(contentsOf: url) } catch {
+                throw FixtureError.malformed(url.path, "cannot read (\(error.localizedDescription))")
+            }
+            guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                // A JSON file with an io file beside it is a case: an unreadable one must not be skipped silently.
+                if hasIOFile { throw FixtureError.malformed(url.path, "case JSON is not a JSON object") }
+                continue
+            }
+            if hasIOFile, !(json["name"] is String) { throw FixtureError.malformed(url.path, "case has no \"name\" string") }
+            let hasIO = json["io"] is [Any] || hasIOFile
             guard hasIO, json["name"] is String else { continue }
             cases.append(FixtureCase(directory: directory, stem: stem, json: json))
             seen.insert(stem)

@@ -102,9 +102,15 @@ public enum ImagingError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedContent(format: String, message: String)
     case invalidArgument(String)
     case outOfMemory(String)
+    /// A file that could not be read at all.
+    case unreadableFile(path: String, reason: String)
+    /// Any of the above, about the image file at `path`.
+    indirect case inFile(path: String, ImagingError)
 
     public var description: String {
         switch self {
+        case let .unreadableFile(path, reason): return "cannot read image file \(path): \(reason)"
+        case let .inFile(path, error): return "image file \(path): \(error)"
         case let .unsupportedFormat(name): return "unsupported image format: \(name) (only PNG and JPEG are decoded)"
         case let .corrupt(format, message): return "corrupt \(format) image: \(message)"
         case let .tooLarge(format, message): return "\(format) image too large: \(message)"

@@ -42,8 +42,15 @@ public enum ImageDecoder {
         }
     }
 
+    /// Decodes an image file; every error names the file.
     public static func decode(contentsOf url: URL, maxPixels: Int = defaultMaxPixels) throws -> Image {
-        try decode(Data(contentsOf: url), maxPixels: maxPixels)
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ImagingError.unreadableFile(path: url.path, reason: error.localizedDescription)
+        }
+        do { return try decode(data, maxPixels: maxPixels) } catch let error as ImagingError {
+            throw ImagingError.inFile(path: url.path, error)
+        }
     }
 
     private typealias CDecoder = (UnsafePointer<UInt8>?, Int, UInt64, UnsafeMutablePointer<ic_image>?,

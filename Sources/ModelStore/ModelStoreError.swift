@@ -22,6 +22,8 @@ public enum ModelStoreError: Error, Equatable, CustomStringConvertible, Localize
     case noMatchingFiles(repo: String, revision: String, patterns: [String])
     /// A model the pipeline needs is not on disk.
     case modelMissing(name: String, repo: String, missing: [String], fetchCommand: String)
+    /// A model folder holds a directory where one of the model's files belongs (full paths).
+    case directoryInPlaceOfFile(model: String, paths: [String])
     /// A model name given by the user is not in the registry.
     case unknownModel(name: String, known: [String])
     /// Options that do not make sense together, or malformed values.
@@ -79,6 +81,9 @@ public enum ModelStoreError: Error, Equatable, CustomStringConvertible, Localize
         case let .modelMissing(name, repo, missing, fetchCommand):
             return "model \(name) (\(repo)) is not on disk (missing: \(missing.joined(separator: ", "))); "
                 + "run `\(fetchCommand)`"
+        case let .directoryInPlaceOfFile(model, paths):
+            return "model \(model): \(paths.joined(separator: ", ")) \(paths.count == 1 ? "is a directory" : "are directories") "
+                + "where a file belongs; remove \(paths.count == 1 ? "it" : "them") and fetch again (`gen3d fetch --model \(model)`)"
         case let .unknownModel(name, known):
             return "unknown model '\(name)'; known models: \(known.joined(separator: ", "))"
         case let .invalidOptions(message):

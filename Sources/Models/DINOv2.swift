@@ -182,11 +182,7 @@ public final class DINOv2 {
     /// Loads an HF model folder: `config.json` plus `model.safetensors` (or `model.safetensors.index.json`).
     /// Keys may carry a prefix (e.g. `dinov2.` from a task model); unused keys outside it are not checked.
     public static func load(folder: URL, device: Device = .cpu, dtype: DType? = nil) throws -> DINOv2 {
-        let configURL = folder.appendingPathComponent("config.json")
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw WeightError.badConfig("no config.json in \(folder.path)")
-        }
-        let config = try JSONDecoder().decode(Config.self, from: Data(contentsOf: configURL))
+        let config = try ConfigFile.decode(Config.self, from: folder.appendingPathComponent("config.json"))
         let single = folder.appendingPathComponent("model.safetensors")
         let index = folder.appendingPathComponent("model.safetensors.index.json")
         let source: WeightSource

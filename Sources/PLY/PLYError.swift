@@ -26,9 +26,17 @@ public enum PLYError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidSplat(String)
     /// Writer options that cannot be honoured (SH degree outside 0...3).
     case invalidOptions(String)
+    /// A file that could not be read at all.
+    case unreadableFile(path: String, reason: String)
+    /// Any of the above, about the PLY file at `path`.
+    indirect case inFile(path: String, PLYError)
 
     public var description: String {
         switch self {
+        case let .unreadableFile(path, reason):
+            return "cannot read PLY file \(path): \(reason)"
+        case let .inFile(path, error):
+            return "PLY file \(path): \(error)"
         case .notPLY:
             return "not a PLY file: the data does not start with the 'ply' magic line"
         case .truncatedHeader:

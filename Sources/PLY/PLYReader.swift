@@ -10,8 +10,15 @@ import Darwin
 /// (float or double). Normals are read when nx, ny and nz are all present; the SH degree follows from
 /// the number of `f_rest_*` properties (0, 9, 24, 45).
 public enum PLYReader {
+    /// Reads a PLY file; every error names the file.
     public static func read(contentsOf url: URL) throws -> GaussianSplat {
-        try read(Data(contentsOf: url))
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw PLYError.unreadableFile(path: url.path, reason: error.localizedDescription)
+        }
+        do { return try read(data) } catch let error as PLYError {
+            throw PLYError.inFile(path: url.path, error)
+        }
     }
 
     public static func read(_ data: Data) throws -> GaussianSplat {

@@ -122,6 +122,10 @@ public enum PipelineAssembly {
     public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
         let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
         let (admitted, dropped) = plan.admit(generators: options.generators)
+        // A directory where a weights file belongs is a broken install: fail loudly rather than fall back to smoke.
+        for spec in models(generators: admitted) where store.locate(model: spec) == nil {
+            try store.checkNoDirectoryInPlaceOfFiles(model: spec)
+        }
         let report = store.check(models: models(generators: admitted))
         let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
             + dropped.map(plan.notAdmitted)

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Models
+import NN
 import PLY
 import TorchShim
 import Tokenizers
@@ -48,11 +49,8 @@ public final class LGMGaussianStage: GaussianStage {
                             name: String = "lgm") throws -> LGMGaussianStage {
         let pipeline = try MVDreamPipeline.load(folder: folder, device: device, dtype: dtype)
         let model = try LGM.load(checkpoint: lgmCheckpoint, config: .big, device: device, dtype: dtype)
-        let processorURL = folder.appendingPathComponent("feature_extractor/preprocessor_config.json")
-        guard let data = FileManager.default.contents(atPath: processorURL.path) else {
-            throw PipelineError.missingStage("missing \(processorURL.path)")
-        }
-        let processor = try JSONDecoder().decode(CLIPImageProcessor.self, from: data)
+        let processor = try ConfigFile.decode(CLIPImageProcessor.self,
+                                              from: folder.appendingPathComponent("feature_extractor/preprocessor_config.json"))
         let tokenizer = try CLIPTokenizer(folder: folder.appendingPathComponent("tokenizer"))
         return try LGMGaussianStage(imageDream: pipeline, model: model, processor: processor,
                                     promptIds: try tokenizer.encode("", contextLength: 77), device: device, name: name)

@@ -131,8 +131,7 @@ struct ModelLoader {
             }
             var quality: QualityScorer? = nil
             if let dino, let head, let backbone = file(dino, ["model.safetensors", "pytorch_model.bin"]) {
-                let config = try JSONDecoder().decode(DINOv2.Config.self,
-                                                      from: Data(contentsOf: dino.appendingPathComponent("config.json")))
+                let config = try ConfigFile.decode(DINOv2.Config.self, from: dino.appendingPathComponent("config.json"))
                 quality = try QualityScorer.load(config: config, pretrainedBackbone: weights(backbone),
                                                  headCheckpoint: weights(head), device: device, dtype: dtype)
             }

@@ -21,9 +21,13 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case missingToken(String)
     /// A fixed output length that cannot hold the required special tokens.
     case invalidLength(name: String, value: Int, minimum: Int)
+    /// Any of the above, about the tokenizer files at `paths` (one file, or files read together).
+    indirect case inFiles([String], TokenizerError)
 
     public var description: String {
         switch self {
+        case let .inFiles(paths, error):
+            return "tokenizer file\(paths.count == 1 ? "" : "s") \(paths.joined(separator: ", ")): \(error)"
         case let .unreadableFile(path, reason):
             return "cannot read \(path): \(reason)"
         case let .malformed(what, reason):
@@ -35,6 +39,14 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case let .invalidLength(name, value, minimum):
             return "\(name) must be at least \(minimum), got \(value)"
         }
+    }
+}
+
+extension TokenizerError {
+    /// The error without the names of the files it came from.
+    public var withoutFiles: TokenizerError {
+        if case let .inFiles(_, error) = self { return error.withoutFiles }
+        return self
     }
 }
 

@@ -27,7 +27,21 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
 public struct TensorInfo: Equatable, Sendable {
     public let dtype: DType
     public let shape: [Int]
-    public var count: Int { shape.reduce(1, *) }
+    /// Element count; callers build `TensorInfo` only for shapes whose product fits an `Int` (see `elementCount`).
+    public var count: Int { TensorInfo.elementCount(shape) ?? Int.max }
+
+    /// The product of `shape`, or nil when a dimension is negative or the product overflows `Int`.
+    public static func elementCount(_ shape: [Int]) -> Int? {
+        var product = 1
+        for dimension in shape {
+            guard dimension >= 0 else { return nil }
+            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { return nil }
+            product = next
+        }
+        return product
+    }
+
     public init(dtype: DType, shape: [Int]) {
         self.dtype = dtype
         self.shape = shape
@@ -102,6 +116,10 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SafeTensorsError.cannotOpen(path, String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SafeTensorsError.cannotOpen(path, (st.st_mode & S_IFMT) == S_IFDIR
+                ? "it is a directory where a weights file belongs" : "not a regular file")
+        }
         let size = Int(st.st_size)
         guard size >= 8 else { throw SafeTensorsError.truncated(path) }
         // Private, writable mapping: libtorch may write to a tensor in place; writes stay in this process.
@@ -111,10 +129,12 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
         base = m
         mappedLength = size
         do {
-            let headerLen = Int(m.loadUnaligned(as: UInt64.self).littleEndian)
-            guard headerLen <= SafeTensorsFile.maxHeaderBytes else {
-                throw SafeTensorsError.badHeader(path, "header length \(headerLen) is too large")
+            // Compared as UInt64: a length of 2^63 or more does not fit an Int.
+            let rawHeaderLen = UInt64(littleEndian: m.loadUnaligned(as: UInt64.self))
+            guard rawHeaderLen <= UInt64(SafeTensorsFile.maxHeaderBytes) else {
+                throw SafeTensorsError.badHeader(path, "header length \(rawHeaderLen) is too large")
             }
+            let headerLen = Int(rawHeaderLen)
             guard 8 + headerLen <= size else { throw SafeTensorsError.truncated(path) }
             dataStart = 8 + headerLen
             let headerData = Data(bytes: m + 8, count: headerLen)
@@ -151,10 +171,13 @@ public final class SafeTensorsFile: WeightSource, @unchecked Sendable {
             }
             guard let dtype = DType.fromSafeTensors(dt) else { throw SafeTensorsError.unsupportedDType(path, dt) }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw SafeTensorsError.badHeader(path, "entry '\(key)' has a negative dimension") }
+            guard let count = TensorInfo.elementCount(shape) else {
+                throw SafeTensorsError.badHeader(path, "entry '\(key)' has shape \(shape), whose element count overflows")
+            }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, end >= begin, end <= dataLength else { throw SafeTensorsError.offsetOutOfRange(path, key) }
             let info = TensorInfo(dtype: dtype, shape: shape)
-            let (bytes, overflow) = info.count.multipliedReportingOverflow(by: dtype.byteSize)
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
             guard !overflow, bytes == end - begin else {
                 throw SafeTensorsError.badHeader(path, "entry '\(key)' has \(end - begin) bytes for shape \(shape) of \(dtype)")
             }
@@ -242,6 +265,9 @@ public enum SafeTensors {
         }
         if !isDir.boolValue {
             return url.path.hasSuffix(".json") ? try ShardedSafeTensors(indexURL: url) : try SafeTensorsFile(url: url)
+        }
+        guard url.pathExtension != "safetensors" else {
+            throw SafeTensorsError.cannotOpen(url.path, "it is a directory where a weights file belongs")
         }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
         if let index = files.sorted().first(where: { $0.hasSuffix(".safetensors.index.json") }) {

@@ -73,6 +73,15 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
             guard let storage = storages[record.storageKey] else {
                 throw TorchCheckpointError.corrupt(path, "storage '\(record.storageKey)' of '\(key)' has no data")
             }
+            guard let count = TensorInfo.elementCount(record.shape) else {
+                throw TorchCheckpointError.corrupt(path, "tensor '\(key)' has shape \(record.shape), whose element count overflows")
+            }
+            // A strided view is gathered into a copy of its full size; one larger than the whole file is a
+            // corrupt size or stride, not a tensor (and must not drive an allocation).
+            guard record.isContiguous || count <= file.length / record.dtype.byteSize else {
+                throw TorchCheckpointError.corrupt(path, "strided tensor '\(key)' (shape \(record.shape), strides "
+                    + "\(record.strides)) would be larger than the file")
+            }
             guard let extent = record.byteExtent, extent <= storage.length else {
                 throw TorchCheckpointError.corrupt(path, "tensor '\(key)' (shape \(record.shape), strides "
                     + "\(record.strides), offset \(record.storageOffset)) reaches past its \(storage.length)-byte storage")
@@ -145,16 +154,22 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
         return (value, storages)
     }
 
+    static let maxNesting = 64
+
     static func flatten(_ value: PickleValue, prefix: String, into out: inout [String: TensorRecord],
-                        path: String) throws {
+                        path: String, depth: Int = 0) throws {
         switch value {
         case .tensor(let record):
             guard !prefix.isEmpty else { return }
             out[prefix] = record
         case .dict(let d):
+            // A dict may hold itself through the pickle memo; state_dicts nest a few levels at most.
+            guard depth < maxNesting else {
+                throw TorchCheckpointError.corrupt(path, "dicts nested deeper than \(maxNesting) levels (or a dict that holds itself)")
+            }
             for (k, v) in d.pairs {
                 guard case .string(let name) = k else { continue }
-                try flatten(v, prefix: prefix.isEmpty ? name : "\(prefix).\(name)", into: &out, path: path)
+                try flatten(v, prefix: prefix.isEmpty ? name : "\(prefix).\(name)", into: &out, path: path, depth: depth + 1)
             }
         default:
             return
@@ -169,7 +184,7 @@ public final class TorchCheckpoint: WeightSource, @unchecked Sendable {
         guard let r = records[key], let storage = storages[r.storageKey] else {
             throw TorchCheckpointError.missingKey(path, key)
         }
-        let count = r.shape.reduce(1, *)
+        let count = TensorInfo.elementCount(r.shape) ?? 0   // checked in init
         if count == 0 { return try Tensor.empty(r.shape, dtype: r.dtype) }
         let elementSize = r.dtype.byteSize
         let start = storage.offset + r.storageOffset * elementSize
@@ -203,7 +218,9 @@ extension TorchCheckpoint.TensorRecord {
         var expected = 1
         for d in stride(from: shape.count - 1, through: 0, by: -1) {
             if shape[d] != 1 && strides[d] != expected { return false }
-            expected *= shape[d]
+            let (next, overflow) = expected.multipliedReportingOverflow(by: shape[d])
+            if overflow { return false }
+            expected = next
         }
         return true
     }
@@ -211,7 +228,10 @@ extension TorchCheckpoint.TensorRecord {
     /// Bytes from the storage start to one past the last element (nil on negative strides or overflow).
     var byteExtent: Int? {
         guard storageOffset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else { return nil }
-        if shape.contains(0) { return storageOffset * dtype.byteSize }
+        if shape.contains(0) {
+            let (bytes, overflow) = storageOffset.multipliedReportingOverflow(by: dtype.byteSize)
+            return overflow ? nil : bytes
+        }
         var last = storageOffset
         for (size, stride) in zip(shape, strides) {
             let (step, o1) = (size - 1).multipliedReportingOverflow(by: stride)
@@ -219,8 +239,9 @@ extension TorchCheckpoint.TensorRecord {
             guard !o1, !o2 else { return nil }
             last = sum
         }
-        let (bytes, o3) = (last + 1).multipliedReportingOverflow(by: dtype.byteSize)
-        return o3 ? nil : bytes
+        let (end, o3) = last.addingReportingOverflow(1)
+        let (bytes, o4) = end.multipliedReportingOverflow(by: dtype.byteSize)
+        return o3 || o4 ? nil : bytes
     }
 }
 
@@ -235,6 +256,10 @@ final class MappedFile: @unchecked Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw TorchCheckpointError.cannotOpen(path, String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw TorchCheckpointError.cannotOpen(path, (st.st_mode & S_IFMT) == S_IFDIR
+                ? "it is a directory where a weights file belongs" : "not a regular file")
+        }
         length = Int(st.st_size)
         guard length >= 22 else { throw TorchCheckpointError.notZip(path) }
         guard let m = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
@@ -295,6 +320,10 @@ struct ZipDirectory {
             directoryOffset = file.u64(record + 48)
         }
         try need(directoryOffset, directorySize, "central directory")
+        // Every entry takes at least 46 bytes of the directory (a zip64 count may be any 64-bit value).
+        guard count >= 0, count <= directorySize / 46 else {
+            throw TorchCheckpointError.corrupt(path, "central directory claims \(count) entries in \(directorySize) bytes")
+        }
         var entries: [String: Entry] = [:]
         var p = directoryOffset
         for _ in 0..<count {
@@ -630,7 +659,9 @@ struct Unpickler {
             guard let dtype else { throw TorchCheckpointError.unsupported(path, "tensor storage type \(typeName)") }
             let shape = try ints(arguments[2], "tensor size"), strides = try ints(arguments[3], "tensor stride")
             guard shape.count == strides.count else { throw corrupt("tensor size and stride differ in rank") }
-            return .tensor(TorchCheckpoint.TensorRecord(storageKey: key, dtype: dtype, storageOffset: base + offset,
+            let (storageOffset, overflow) = base.addingReportingOverflow(offset)
+            guard !overflow else { throw corrupt("tensor storage offset \(base) + \(offset) overflows") }
+            return .tensor(TorchCheckpoint.TensorRecord(storageKey: key, dtype: dtype, storageOffset: storageOffset,
                                                         shape: shape, strides: strides))
         case ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"):
             guard let data = arguments.first else { throw corrupt("\(name) without data") }

@@ -214,3 +214,24 @@ final class CodecWarningTests: XCTestCase {
         XCTAssertEqual(output, "", "codec warnings must not reach stderr")
     }
 }
+
+/// `decode(contentsOf:)` names the file in every error.
+final class ImageFileErrorTests: XCTestCase {
+    func testErrorsNameTheFile() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).png")
+        defer { try? FileManager.default.removeItem(at: url) }
+        // A PNG signature and an IHDR claiming 2^31 x 2^31 pixels.
+        var bytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8)
+        bytes += [0x80, 0, 0, 0, 0x80, 0, 0, 0, 8, 6, 0, 0, 0, 0, 0, 0, 0]
+        try Data(bytes).write(to: url)
+        XCTAssertThrowsError(try ImageDecoder.decode(contentsOf: url)) { error in
+            XCTAssertTrue("\(error)".contains(url.path), "\(error)")
+            guard case .inFile(let path, _)? = error as? ImagingError else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, url.path)
+        }
+        let missing = url.appendingPathExtension("missing")
+        XCTAssertThrowsError(try ImageDecoder.decode(contentsOf: missing)) { error in
+            XCTAssertTrue("\(error)".contains(missing.path), "\(error)")
+        }
+    }
+}

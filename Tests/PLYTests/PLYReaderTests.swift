@@ -244,3 +244,22 @@ final class PLYReaderEdgeCaseTests: XCTestCase {
         XCTAssertEqual(try PLYReader.read(slice), try PLYReader.read(data))
     }
 }
+
+/// `read(contentsOf:)` names the file in every error (the daemon reads PLY files given on the command line).
+final class PLYFileErrorTests: XCTestCase {
+    func testErrorsNameTheFile() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).ply")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data("ply\nformat binary_little_endian 1.0\nelement vertex 99999999999\nproperty float x\nend_header\n".utf8)
+            .write(to: url)
+        XCTAssertThrowsError(try PLYReader.read(contentsOf: url)) { error in
+            XCTAssertTrue("\(error)".contains(url.path), "\(error)")
+            guard case .inFile(let path, _)? = error as? PLYError else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, url.path)
+        }
+        let missing = url.appendingPathExtension("missing")
+        XCTAssertThrowsError(try PLYReader.read(contentsOf: missing)) { error in
+            XCTAssertTrue("\(error)".contains(missing.path), "\(error)")
+        }
+    }
+}

@@ -26,10 +26,6 @@ final class ServeCommandTests: XCTestCase {
         throw MissingBinary()
     }
 
-    private func repositoryRoot() -> URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
     /// Runs `gen3d args` to its end (killed after `timeout` seconds).
     private func run(_ args: [String], timeout: TimeInterval = 60) throws -> Finished {
         let process = Process()

@@ -29,7 +29,7 @@ struct GenerateCommand: ParsableCommand {
         if assembled.isSmoke { log("SMOKE PIPELINE: tiny random-weight networks, NOT real generation") }
         let p: Prompt
         if let image {
-            p = .image(try ImageDecoder.decode(Data(contentsOf: URL(fileURLWithPath: image))))
+            p = .image(try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image)))
         } else {
             p = .text(prompt!)
         }

@@ -101,7 +101,7 @@ struct PipelineBench: ParsableCommand {
                                                          targetVoxels: voxels, generators: admitted,
                                                          textRoute: try generation.route(), plan: plan, withValidator: !noValidate)
         print(MemoryPlanReport.lines(assembled.memoryPlan, resident: assembled.residentSizes).joined(separator: "\n"))
-        let rgba = try ImageDecoder.decode(Data(contentsOf: URL(fileURLWithPath: image)))
+        let rgba = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: image))
         var cases: [(String, GenerationJob)] = []
         let text = Prompt.text("a red leather armchair"), picture = Prompt.image(rgba)
         for g in admitted {

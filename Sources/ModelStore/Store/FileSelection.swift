@@ -65,6 +65,32 @@ enum FileSelection {
         return Array(Set(missing)).sorted()
     }
 
+    /// Paths (relative to `root`) that a spec would select but where a directory stands instead of a file:
+    /// such a folder is a broken install to report, not a model to treat as simply missing.
+    static func directoriesInPlaceOfFiles(_ specs: [FileSpec], in root: String) -> [String] {
+        func isDirectory(_ relative: String) -> Bool {
+            var info = stat()
+            return stat(root + "/" + relative, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        }
+        let files = Set(listFiles(under: root))
+        var found: [String] = []
+        for spec in specs {
+            switch spec {
+            case .file(let path):
+                if isDirectory(path) { found.append(path) }
+            case .firstOf(let candidates):
+                if !candidates.contains(where: files.contains) { found += candidates.filter(isDirectory) }
+            case .glob(let pattern):
+                guard !files.contains(where: { matches(pattern, $0) }),
+                      let enumerator = FileManager.default.enumerator(atPath: root) else { continue }
+                while let relative = enumerator.nextObject() as? String {
+                    if matches(pattern, relative), isDirectory(relative) { found.append(relative) }
+                }
+            }
+        }
+        return Array(Set(found)).sorted()
+    }
+
     /// Relative paths of the regular files under `root` (symlinks followed, so dangling links are left
     /// out), skipping download leftovers and hidden folders.
     static func listFiles(under root: String) -> [String] {

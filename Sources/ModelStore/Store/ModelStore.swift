@@ -57,10 +57,28 @@ public final class ModelStore {
     public func requireLocation(of spec: ModelSpec) throws -> ModelLocation {
         let status = status(of: spec)
         guard let location = status.location else {
+            try checkNoDirectoryInPlaceOfFiles(model: spec)
             throw ModelStoreError.modelMissing(name: spec.name, repo: spec.repo, missing: status.missing,
                                                fetchCommand: status.fetchCommand ?? "gen3d fetch --model \(spec.name)")
         }
         return location
+    }
+
+    /// Full paths, in every folder searched for `spec`, where a directory stands in place of one of its files
+    /// (e.g. a folder named `model.safetensors`). Empty when there is none.
+    public func directoriesInPlaceOfFiles(model spec: ModelSpec) -> [String] {
+        let target = FetchTarget(spec: spec)
+        let folders = plainFolderCandidates(target)
+            + snapshotCandidates(target).map { cache.snapshotFolder(repo: target.repo, commit: $0) }
+        return folders.flatMap { folder in
+            FileSelection.directoriesInPlaceOfFiles(target.files, in: folder).map { folder + "/" + $0 }
+        }
+    }
+
+    /// Throws `directoryInPlaceOfFile` when a folder searched for `spec` has a directory where a file belongs.
+    public func checkNoDirectoryInPlaceOfFiles(model spec: ModelSpec) throws {
+        let paths = directoriesInPlaceOfFiles(model: spec)
+        guard paths.isEmpty else { throw ModelStoreError.directoryInPlaceOfFile(model: spec.name, paths: paths) }
     }
 
     public func locate(_ target: FetchTarget, extraFolders: [String] = []) -> ModelLocation? {

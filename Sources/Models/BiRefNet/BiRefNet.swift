@@ -83,11 +83,7 @@ public struct BiRefNetConfig: Decodable, Sendable, Equatable {
 
     /// Reads a JSON file (a checkpoint's config.json or a fixture's config).
     public static func load(_ url: URL) throws -> BiRefNetConfig {
-        do {
-            return try JSONDecoder().decode(BiRefNetConfig.self, from: Data(contentsOf: url))
-        } catch let error as DecodingError {
-            throw BiRefNetError.unsupportedConfig("\(url.lastPathComponent) is not a BiRefNet config: \(error)")
-        }
+        try ConfigFile.decode(BiRefNetConfig.self, from: url)
     }
 
     /// The number of squeeze blocks (`BasicDecBlk_x1` -> 1).

@@ -134,13 +134,7 @@ public final class FluxPipeline {
                             textEncoders loadText: Bool = true, vaeEncoder: Bool = false,
                             t5Residency: T5EncoderModel.BlockResidency = .device) throws -> FluxPipeline {
         func config<T: Decodable>(_ type: T.Type, _ path: String) throws -> T {
-            let url = folder.appendingPathComponent(path)
-            guard let data = FileManager.default.contents(atPath: url.path) else {
-                throw FluxError("missing \(url.path)")
-            }
-            do { return try JSONDecoder().decode(T.self, from: data) } catch {
-                throw FluxError("cannot read \(url.path): \(error)")
-            }
+            try ConfigFile.decode(T.self, from: folder.appendingPathComponent(path))
         }
         func weights(_ sub: String) throws -> WeightLoader {
             WeightLoader(try SafeTensors.open(folder.appendingPathComponent(sub)), device: device, dtype: dtype)

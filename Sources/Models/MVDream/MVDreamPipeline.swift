@@ -93,11 +93,7 @@ public final class MVDreamPipeline {
     /// except the image encoder's last layer and post_layernorm, which ImageDream never runs.
     public static func load(folder: URL, device: Device, dtype: DType) throws -> MVDreamPipeline {
         func config<T: Decodable>(_ type: T.Type, _ path: String) throws -> T {
-            let url = folder.appendingPathComponent(path)
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw LGMError("missing \(url.path)") }
-            do { return try JSONDecoder().decode(T.self, from: data) } catch {
-                throw LGMError("cannot read \(url.path): \(error)")
-            }
+            try ConfigFile.decode(T.self, from: folder.appendingPathComponent(path))
         }
         func weights(_ sub: String) throws -> WeightLoader {
             WeightLoader(try SafeTensors.open(folder.appendingPathComponent(sub)), device: device, dtype: dtype)

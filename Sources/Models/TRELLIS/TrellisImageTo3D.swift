@@ -38,10 +38,12 @@ public struct TrellisPipelineConfig {
     }
 
     public init(url: URL) throws {
-        guard let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
-            throw TrellisError.badInput("\(url.path) is not a JSON object")
+        let json = try ConfigFile.object(url)
+        do { try self.init(json: json) } catch let error as TrellisError {
+            throw ConfigFileError(path: url.path, reason: "\(error)")
+        } catch let error as DecodingError {
+            throw ConfigFileError(path: url.path, reason: ConfigFile.describe(error))
         }
-        try self.init(json: json)
     }
 }
 
@@ -90,29 +92,37 @@ public final class TrellisImageTo3D {
     /// `<folder>/<ckpt>.safetensors`, plus DINOv2 in the HF format. Every checkpoint key is checked.
     public static func load(folder: URL, dinov2Folder: URL, device: Device, dtype: DType) throws -> TrellisImageTo3D {
         let config = try TrellisPipelineConfig(url: folder.appendingPathComponent("pipeline.json"))
-        func checkpoint(_ role: String) throws -> (args: [String: Any], loader: WeightLoader) {
-            guard let path = config.models[role] else { throw TrellisError.badInput("pipeline.json names no '\(role)'") }
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent(path + ".json")))
-            guard let args = (json as? [String: Any])?["args"] as? [String: Any] else {
-                throw TrellisError.badInput("\(path).json has no args")
+        func checkpoint(_ role: String) throws -> (args: [String: Any], configURL: URL, loader: WeightLoader) {
+            guard let path = config.models[role] else {
+                throw ConfigFileError(path: folder.appendingPathComponent("pipeline.json").path, reason: "names no '\(role)'")
+            }
+            let configURL = folder.appendingPathComponent(path + ".json")
+            guard let args = try ConfigFile.object(configURL)["args"] as? [String: Any] else {
+                throw ConfigFileError(path: configURL.path, reason: "has no 'args' object")
             }
             let weights = try SafeTensors.open(folder.appendingPathComponent(path + ".safetensors"))
-            return (args, WeightLoader(weights, device: device, dtype: dtype))
+            return (args, configURL, WeightLoader(weights, device: device, dtype: dtype))
         }
-        func decode<T: Decodable>(_ type: T.Type, _ args: [String: Any]) throws -> T {
-            try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: args))
+        func decode<T: Decodable>(_ type: T.Type, _ args: [String: Any], from url: URL) throws -> T {
+            let data = try JSONSerialization.data(withJSONObject: args)
+            return try ConfigFile.decoding(url) { try JSONDecoder().decode(T.self, from: data) }
         }
         let ssFlow = try checkpoint("sparse_structure_flow_model")
-        let structureFlow = try SparseStructureFlowModel(args: ssFlow.args, weights: ssFlow.loader)
+        let structureFlow = try ConfigFile.decoding(ssFlow.configURL) {
+            try SparseStructureFlowModel(args: ssFlow.args, weights: ssFlow.loader)
+        }
         try ssFlow.loader.checkAllUsed()
         let ssDec = try checkpoint("sparse_structure_decoder")
-        let structureDecoder = try SparseStructureDecoder(args: ssDec.args, weights: ssDec.loader)
+        let structureDecoder = try ConfigFile.decoding(ssDec.configURL) {
+            try SparseStructureDecoder(args: ssDec.args, weights: ssDec.loader)
+        }
         try ssDec.loader.checkAllUsed()
         let slat = try checkpoint("slat_flow_model")
-        let latentFlow = try SLatFlowModel(slat.loader, config: decode(SLatFlowConfig.self, slat.args))
+        let latentFlow = try SLatFlowModel(slat.loader, config: decode(SLatFlowConfig.self, slat.args, from: slat.configURL))
         try slat.loader.checkAllUsed()
         let gs = try checkpoint("slat_decoder_gs")
-        let gaussianDecoder = try SLatGaussianDecoder(gs.loader, config: decode(SLatGaussianDecoderConfig.self, gs.args))
+        let gaussianDecoder = try SLatGaussianDecoder(gs.loader, config: decode(SLatGaussianDecoderConfig.self, gs.args,
+                                                                                 from: gs.configURL))
         try gs.loader.checkAllUsed()
         let dino = try DINOv2.load(folder: dinov2Folder, device: device, dtype: dtype)
         return TrellisImageTo3D(config: config, dinov2: dino, structureFlow: structureFlow, structureDecoder: structureDecoder,

@@ -106,7 +106,16 @@ public final class CLIPTokenizer: TextTokenizer {
     ///   - config: `tokenizer_config.json` (bos/eos/unk/pad tokens, `model_max_length`, `added_tokens_decoder`).
     ///   - specialTokensMap: `special_tokens_map.json`; as in transformers 5, its tokens override the config's
     ///     unless the config has an `added_tokens_decoder`.
+    ///   Errors name the files read.
     public convenience init(vocabJSON: URL, mergesTXT: URL, config: URL? = nil, specialTokensMap: URL? = nil) throws {
+        do {
+            try self.init(readingVocabJSON: vocabJSON, mergesTXT: mergesTXT, config: config, specialTokensMap: specialTokensMap)
+        } catch let error as TokenizerError {
+            throw TokenizerError.inFiles([vocabJSON, mergesTXT, config, specialTokensMap].compactMap { $0?.path }, error)
+        }
+    }
+
+    private convenience init(readingVocabJSON vocabJSON: URL, mergesTXT: URL, config: URL?, specialTokensMap: URL?) throws {
         guard let vocabulary = try readJSON(vocabJSON) as? [String: Int] else {
             throw TokenizerError.malformed(what: vocabJSON.lastPathComponent, reason: "not an object of token -> id")
         }
@@ -118,7 +127,7 @@ public final class CLIPTokenizer: TextTokenizer {
         func id(_ role: String) throws -> Int32 {
             let token = settings.specialTokens[role]!
             if let id = vocabulary[token.content] ?? settings.addedTokens.first(where: { $0.content == token.content })
-                .map({ Int($0.id) }) { return Int32(id) }
+                .map({ Int($0.id) }) { return try Self.tokenID(id, of: token.content) }
             throw TokenizerError.missingToken(token.content)
         }
         var added = settings.addedTokens
@@ -156,20 +165,29 @@ public final class CLIPTokenizer: TextTokenizer {
         guard let eos = vocabulary[eos] ?? addedTokens.first(where: { $0.content == eos }).map({ Int($0.id) }) else {
             throw TokenizerError.missingToken(eos)
         }
-        bosID = Int32(bos)
-        eosID = Int32(eos)
+        let bosToken = try Self.tokenID(bos, of: "bos"), eosToken = try Self.tokenID(eos, of: "eos")
+        bosID = bosToken
+        eosID = eosToken
         self.padID = padID
         defaultContextLength = contextLength
         switch flavour {
         case .openCLIP:
             preTokenizer = .openCLIP
             addedVocabulary = AddedVocabulary(tokens: [], normalize: { $0 })
-            literalSpecials = [Array("<start_of_text>".utf8): Int32(bos), Array("<end_of_text>".utf8): Int32(eos)]
+            literalSpecials = [Array("<start_of_text>".utf8): bosToken, Array("<end_of_text>".utf8): eosToken]
         case .transformers:
             preTokenizer = .transformers
             addedVocabulary = AddedVocabulary(tokens: addedTokens, normalize: Self.transformersNormalize)
             literalSpecials = [:]
         }
+    }
+
+    /// A vocabulary id as a token id: ids outside 0...Int32.max are a corrupt vocabulary.
+    static func tokenID(_ id: Int, of token: String) throws -> Int32 {
+        guard id >= 0, id <= Int(Int32.max) else {
+            throw TokenizerError.malformed(what: "vocabulary", reason: "id \(id) of \(token.debugDescription) out of range")
+        }
+        return Int32(id)
     }
 
     /// merges.txt: an optional "#version" first line, then "left right" per line (LF or CRLF), in rank order.

@@ -24,8 +24,14 @@ public final class T5Tokenizer: TextTokenizer {
     private let pipeline: Pipeline
     private let model: UnigramModel
 
-    /// From sentencepiece's `spiece.model` (protobuf `ModelProto`).
-    public init(spieceModel url: URL) throws {
+    /// From sentencepiece's `spiece.model` (protobuf `ModelProto`); errors name the file.
+    public convenience init(spieceModel url: URL) throws {
+        do { try self.init(readingSpieceModel: url) } catch let error as TokenizerError {
+            throw TokenizerError.inFiles([url.path], error)
+        }
+    }
+
+    private init(readingSpieceModel url: URL) throws {
         let proto = try SentencePieceModel(bytes: Array(try readFile(url)))
         guard proto.modelType == 1 else {
             throw TokenizerError.unsupported(what: "sentencepiece model_type \(proto.modelType) (only UNIGRAM = 1)")
@@ -66,8 +72,14 @@ public final class T5Tokenizer: TextTokenizer {
         case transformers5
     }
 
-    /// From a tokenizers `tokenizer.json` with a Unigram model.
-    public init(tokenizerJSON url: URL, reading: JSONReading = .asWritten) throws {
+    /// From a tokenizers `tokenizer.json` with a Unigram model; errors name the file.
+    public convenience init(tokenizerJSON url: URL, reading: JSONReading = .asWritten) throws {
+        do { try self.init(readingTokenizerJSON: url, reading: reading) } catch let error as TokenizerError {
+            throw TokenizerError.inFiles([url.path], error)
+        }
+    }
+
+    private init(readingTokenizerJSON url: URL, reading: JSONReading) throws {
         guard let root = try readJSON(url) as? [String: Any] else {
             throw TokenizerError.malformed(what: url.lastPathComponent, reason: "not a JSON object")
         }
