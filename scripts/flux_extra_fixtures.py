@@ -10,7 +10,9 @@
 
 Expected outputs are computed in float64 (the fp32 weights and inputs run through `module.double()`) and stored as
 float32, so they do not carry one machine's fp32 kernel choices. Where the official code itself casts to float32
-(diffusers' sinusoidal timestep projection, the Euler step, the seeded latent draw) the float64 run does the same.
+(the Euler step, the seeded latent draw, t * f in the sinusoidal timestep projection) the float64 run does the same;
+the projection's frequencies are exp in float64 rounded to float32, as the Swift code computes them (diffusers' fp32
+exp differs by an ulp between MKL paths, which moved flux_guidance's output by up to 1.6e-4).
 t5_fp16 is the exception: its meaning is transformers' float16 path (overflow clamps), so its expected output is
 that float16 run. Weights are realistic in scale (biases ~N(0, 0.02), norm gains 1 + N(0, 0.05), matrices
 N(0, 1/fan_in)) so every output is O(1) and the cases are well conditioned.
@@ -19,11 +21,14 @@ Environment (pinned, installs on top of .deps/torch-venv's torch): scripts/oracl
     PYTHONPATH=.deps/oracle-site .deps/torch-venv/bin/python scripts/flux_extra_fixtures.py            # write
     PYTHONPATH=.deps/oracle-site .deps/torch-venv/bin/python scripts/flux_extra_fixtures.py --measure  # spreads
 `--measure` writes nothing: it prints max |fp32 reference - stored expected| per output, which is the spread the
-tests' tolerances rest on; run it under OMP_NUM_THREADS=1 and MKL_ENABLE_INSTRUCTIONS=AVX2 / SSE4_2 too.
+tests' tolerances rest on (for flux_guidance and pipeline_dev also with the frequencies made as the Swift code makes
+them); run it under OMP_NUM_THREADS=1 and MKL_ENABLE_INSTRUCTIONS=AVX2 / SSE4_2 too.
 The measured table is in Tests/ModelsTests/Resources/flux_extra/README.md.
 """
+import contextlib
 import copy
 import json
+import math
 import os
 import sys
 import tempfile
@@ -31,6 +36,7 @@ import tempfile
 import torch
 from safetensors.torch import load_file, save_file
 
+import diffusers.models.embeddings as embeddings
 import diffusers.pipelines.flux.pipeline_flux as pipeline_flux
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
@@ -57,10 +63,51 @@ def to64(x):
     return x.double() if torch.is_tensor(x) and x.is_floating_point() else x
 
 
+def float64_timestep_embedding(timesteps, embedding_dim, flip_sin_to_cos=False, downscale_freq_shift=1, scale=1,
+                               max_period=10000):
+    """diffusers' get_timestep_embedding with the frequencies' exp in float64, rounded to float32 (correctly rounded,
+    as the Swift code makes them: fp32 exp differs by an ulp between MKL paths, and with t*1000 up to 3500 one ulp
+    moves a FLUX output by ~1e-4), the official fp32 rounding of t * f kept, and sin/cos in float64."""
+    half = embedding_dim // 2
+    exponent = -math.log(max_period) * torch.arange(0, half, dtype=torch.float32, device=timesteps.device)
+    exponent = exponent / (half - downscale_freq_shift)
+    frequencies = torch.exp(exponent.double()).float()
+    args = (timesteps[:, None].float() * frequencies[None, :]).double() * scale
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    if flip_sin_to_cos:
+        emb = torch.cat([emb[:, half:], emb[:, :half]], dim=-1)
+    if embedding_dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1, 0, 0))
+    return emb
+
+
+def rounded_frequency_embedding(timesteps, embedding_dim, flip_sin_to_cos=False, downscale_freq_shift=1, scale=1,
+                                max_period=10000):
+    """The official fp32 projection except for the frequencies, made as the Swift code makes them (--measure only)."""
+    half = embedding_dim // 2
+    exponent = -math.log(max_period) * torch.arange(0, half, dtype=torch.float32, device=timesteps.device)
+    frequencies = torch.exp((exponent / (half - downscale_freq_shift)).double()).float()
+    args = timesteps[:, None].float() * frequencies[None, :] * scale
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    if flip_sin_to_cos:
+        emb = torch.cat([emb[:, half:], emb[:, :half]], dim=-1)
+    return emb
+
+
+@contextlib.contextmanager
+def float64_timesteps(projection=float64_timestep_embedding):
+    official = embeddings.get_timestep_embedding
+    embeddings.get_timestep_embedding = projection
+    try:
+        yield
+    finally:
+        embeddings.get_timestep_embedding = official
+
+
 def in_float64(module, fn, inputs):
     """fn(module, **inputs) with a float64 copy of the module and float64 inputs; results as float32."""
     m64 = copy.deepcopy(module).double()
-    with torch.no_grad():
+    with torch.no_grad(), float64_timesteps():
         out = fn(m64, **{k: to64(v) for k, v in inputs.items()})
     return {k: v.float() for k, v in out.items()}
 
@@ -84,14 +131,14 @@ def write_case(stem, name, args, weights, io, extra=None):
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(OUT, stem + "_io.safetensors"))
 
 
-def report(stem, fp32, reference):
+def report(stem, fp32, reference, label="fp32"):
     """Prints max |fp32 run - reference| per output (reference: float64 results, or the stored ones)."""
     if MEASURE:
         stored = load_file(os.path.join(OUT, stem + "_io.safetensors"))
         reference = {k: stored[k] for k in fp32}
     for k in sorted(fp32):
         d = (fp32[k].double() - reference[k].double()).abs().max().item()
-        print(f"{stem:14s} {k:28s} max|fp32 - expected| = {d:.3g}  (max|expected| = "
+        print(f"{stem:14s} {k:28s} max|{label} - expected| = {d:.3g}  (max|expected| = "
               f"{reference[k].abs().max().item():.3g})")
 
 
@@ -182,6 +229,9 @@ def flux_guidance():
 
     expected = in_float64(model, run, inputs)
     report("flux_guidance", in_float32(model, run, inputs), expected)
+    if MEASURE:
+        with float64_timesteps(rounded_frequency_embedding):
+            report("flux_guidance", in_float32(model, run, inputs), expected, "fp32, Swift's frequencies")
     write_case("flux_guidance", "FluxTransformer2DModel", args, model.state_dict(),
                {**{"input." + k: v for k, v in inputs.items()}, **expected})
     return model, args
@@ -215,10 +265,14 @@ def pipeline_dev(transformer, vae):
     pipeline_flux.randn_tensor = lambda shape, generator=None, device=None, dtype=None, **kw: \
         draw(shape, generator=generator, device=device, dtype=torch.float32, **kw).to(dtype)
     try:
-        expected = run(torch.float64)
+        with float64_timesteps():
+            expected = run(torch.float64)
     finally:
         pipeline_flux.randn_tensor = draw
     report("pipeline_dev", run(torch.float32), expected)
+    if MEASURE:
+        with float64_timesteps(rounded_frequency_embedding):
+            report("pipeline_dev", run(torch.float32), expected, "fp32, Swift's frequencies")
     args = {"num_inference_steps": 3, "guidance_scale": 3.5, "height": 16, "width": 16, "vae_scale_factor": 2,
             "seed": 2024, "scheduler": sched,
             "components": {"transformer": "flux_guidance", "vae": "vae_quant"}}
