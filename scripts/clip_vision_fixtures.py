@@ -18,18 +18,25 @@ bit-exactly), io:
   output.pooler_output         [2, 64] = post_layernorm(last_hidden_state[:, 0])
 
 Weights: every parameter random and live (matrices N(0, 1/fan_in), biases N(0, 0.1), layer-norm gains 1 + N(0, 0.2),
-class embedding N(0, 1), position embedding N(0, 0.25)), stored in float32; the oracle runs in float32 with eager
-attention.
+class embedding N(0, 1), position embedding N(0, 0.25)), stored in float32. The expected outputs are computed in
+float64 (the loaded tower and the inputs cast with .double(), eager attention) and stored as float32, so they carry
+no fp32 kernel choice of the machine that wrote them.
 
-Needs torch and transformers 5.24. Runs on CPU with 1 thread:
-    .deps/torch-venv/bin/python scripts/clip_vision_fixtures.py
+Environment: scripts/oracle-env.sh (pinned transformers 5.24.0 on top of .deps/torch-venv's torch), then
+    PYTHONPATH=.deps/oracle-site .deps/torch-venv/bin/python scripts/clip_vision_fixtures.py            # write
+    PYTHONPATH=.deps/oracle-site .deps/torch-venv/bin/python scripts/clip_vision_fixtures.py --measure  # spreads
+`--measure` writes nothing: it prints max |fp32 transformers run - stored expected| per output, the spread the
+tests' tolerance rests on; run it under OMP_NUM_THREADS=1 and MKL_ENABLE_INSTRUCTIONS=AVX2 / SSE4_2 too. The
+measured table is in Tests/ModelsTests/Resources/clip_vision/README.md.
 """
+import copy
 import json
 import os
+import sys
 import tempfile
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "ModelsTests", "Resources", "clip_vision")
@@ -38,6 +45,7 @@ ARGS = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_atte
             image_size=32, patch_size=8, layer_norm_eps=1e-5)
 PREFIX = "vision_model."
 WEIGHTS = "clip_vision_gelu.safetensors"
+MEASURE = "--measure" in sys.argv
 
 
 def random_tensor(key, shape, g):
@@ -78,16 +86,27 @@ def load_tower(weights, hidden_act):
     return model.eval(), config
 
 
-def case(stem, weights, hidden_act, pixel_values):
-    model, config = load_tower(weights, hidden_act)
+def outputs(model, pixel_values):
     with torch.no_grad():
         out = model(pixel_values=pixel_values, output_hidden_states=True)
     hidden = out.hidden_states
     assert len(hidden) == ARGS["num_hidden_layers"] + 1
     assert torch.equal(hidden[-1], out.last_hidden_state)
-    io = {"input.pixel_values": pixel_values, "output.last_hidden_state": out.last_hidden_state,
-          "output.pooler_output": out.pooler_output}
+    io = {"output.last_hidden_state": out.last_hidden_state, "output.pooler_output": out.pooler_output}
     io.update({f"output.hidden_states.{i}": h for i, h in enumerate(hidden)})
+    return {k: v.float() for k, v in io.items()}
+
+
+def case(stem, weights, hidden_act, pixel_values):
+    model, config = load_tower(weights, hidden_act)
+    fp32 = outputs(model, pixel_values)
+    if MEASURE:
+        stored = load_file(os.path.join(OUT, stem + "_io.safetensors"))
+        for k in sorted(fp32):
+            d = (fp32[k].double() - stored[k].double()).abs().max().item()
+            print(f"{stem:24s} {k:26s} max|fp32 - expected| = {d:.3g}  (max|expected| = {stored[k].abs().max():.3g})")
+        return stored["output.last_hidden_state"]
+    io = {"input.pixel_values": pixel_values, **outputs(copy.deepcopy(model).double(), pixel_values.double())}
     os.makedirs(OUT, exist_ok=True)
     spec = {"name": "CLIPVisionModel", "args": config, "weights": WEIGHTS,
             "note": "hidden_states.2 = hidden_states[-2] (ImageDream's image embedding); "
@@ -95,18 +114,20 @@ def case(stem, weights, hidden_act, pixel_values):
     with open(os.path.join(OUT, stem + ".json"), "w") as f:
         json.dump(spec, f, indent=1)
     save_file({k: v.clone().contiguous() for k, v in io.items()}, os.path.join(OUT, stem + "_io.safetensors"))
-    return out.last_hidden_state
+    return io["output.last_hidden_state"]
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
     weights = random_weights(seed=41)
     os.makedirs(OUT, exist_ok=True)
-    save_file(weights, os.path.join(OUT, WEIGHTS))
+    if not MEASURE:
+        save_file(weights, os.path.join(OUT, WEIGHTS))
     g = torch.Generator().manual_seed(42)
     pixel_values = torch.randn(2, 3, ARGS["image_size"], ARGS["image_size"], generator=g)
     gelu = case("clip_vision_gelu", weights, "gelu", pixel_values)
     quick = case("clip_vision_quick_gelu", weights, "quick_gelu", pixel_values)
     print(f"gelu vs quick_gelu last_hidden_state: max abs difference {(gelu - quick).abs().max().item():.3g}")
+    if MEASURE:
+        sys.exit(0)
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"wrote {OUT} ({total / 1e6:.2f} MB)")

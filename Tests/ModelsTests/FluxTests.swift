@@ -7,8 +7,8 @@ import Fixtures
 import TorchShim
 
 /// FLUX.1-schnell parity against shared/fixtures/flux (diffusers 0.42.1 / transformers 5.24, fp32 CPU) and the
-/// extra oracle cases of scripts/flux_extra_fixtures.py. Tolerances (README): max abs error 1e-5 per network,
-/// 1e-4 for the pipeline's latents and image; 1e-2 for the float16 T5 case.
+/// extra oracle cases of scripts/flux_extra_fixtures.py. Shared fixtures: the README tolerances (max abs error 1e-5 per
+/// network, 1e-4 for the pipeline's latents and image). Extra cases: each test's own measured bound (see there).
 final class FluxTests: XCTestCase {
     private var shared: URL {
         get throws { try XCTUnwrap(FluxFixturePaths.folder, "shared/fixtures/flux not found above \(#filePath)") }
@@ -58,23 +58,65 @@ final class FluxTests: XCTestCase {
     }
 
     // MARK: extra oracle cases
+    // Expected values are float64 runs stored as float32 (scripts/flux_extra_fixtures.py). Each atol below is ~4x the
+    // largest max abs error measured for the fp32 reference (torch 2.13 CPU) and for this code, both against the stored
+    // values, under default settings, OMP_NUM_THREADS=1, MKL_ENABLE_INSTRUCTIONS=AVX2 and =SSE4_2
+    // (table: Resources/flux_extra/README.md).
+
+    /// Runs an extra case and holds every output to the test's own tolerance (`atol[name]`, all of them named),
+    /// on top of the handler's README tolerance.
+    private func runExtra(_ stem: String, atol: [String: Double], file: StaticString = #filePath, line: UInt = #line)
+        throws -> [String] {
+        let comparisons = try runCase(extras, stem, file: file, line: line)
+        for c in comparisons {
+            let bound = try XCTUnwrap(atol[c.name], "no tolerance for \(stem)/\(c.name)", file: file, line: line)
+            XCTAssertLessThanOrEqual(c.maxAbs, bound, "\(stem)/\(c.name)", file: file, line: line)
+        }
+        return comparisons.map(\.name)
+    }
 
     /// VAE encode (mean/logvar) and decode with quant_conv and post_quant_conv, batch 2.
-    func testVAEEncoderAndQuantConvs() throws { try runCase(extras, "vae_quant") }
+    func testVAEEncoderAndQuantConvs() throws {
+        // Measured <= 1.31e-6 (torch fp32 and Swift alike, every setting; outputs up to 1.9).
+        try runExtra("vae_quant", atol: ["decode": 5e-6, "latent_mean": 5e-6, "latent_logvar": 5e-6])
+    }
 
     /// eos_token_id 7 (first-eos pooling), batch 2 with different eos positions, and clip_skip=1.
     func testCLIPFirstEOSPoolingAndClipSkip() throws {
-        XCTAssertEqual(try runCase(extras, "clip_eos").map(\.name), ["last_hidden_state", "pooler_output", "clip_skip_1"])
+        // Measured <= 1.07e-6 (torch fp32 and Swift alike, every setting; outputs up to 2.6).
+        let tol = 5e-6
+        XCTAssertEqual(try runExtra("clip_eos", atol: ["last_hidden_state": tol, "pooler_output": tol, "clip_skip_1": tol]),
+                       ["last_hidden_state", "pooler_output", "clip_skip_1"])
     }
 
     /// T5 in float16 with an attention output that overflows to inf: HF's clamp and fp32 `wo` are reproduced.
-    func testT5Float16ClampMatchesTransformers() throws { try runCase(extras, "t5_fp16") }
+    func testT5Float16ClampMatchesTransformers() throws {
+        // The expected output is transformers' own float16 run (the case is the fp16 clamp path; float64 would not
+        // overflow). Measured 0 for torch and Swift under every setting; 2e-3 = 2 fp16 ulps at the largest |output|
+        // (1.61), room for one accumulation-order rounding flip, far below what a missing clamp or fp16 `wo` gives.
+        try runExtra("t5_fp16", atol: ["last_hidden_state": 2e-3])
+    }
 
-    /// guidance_embeds with per-sample timesteps and guidance, batch 2.
-    func testTransformerGuidanceBatch2() throws { try runCase(extras, "flux_guidance") }
+    /// guidance_embeds with per-sample timesteps and guidance, batch 2. Guidance 3.5 enters as 3500, so one ulp of a
+    /// timestep frequency moves the output by ~1e-4: the frequencies are exp in float64 rounded to float32 on both sides
+    /// (timestepProjection), not fp32 exp, whose last bit depends on the CPU path; realistic bias scales keep the
+    /// output O(1) (it was ~12 with biases 1 + 0.1 N).
+    func testTransformerGuidanceBatch2() throws {
+        // Measured: Swift <= 9.5e-7, torch fp32 with the same frequencies <= 1.13e-6, every setting (output up to 3.6);
+        // diffusers' own fp32 exp gives 6.9e-6 here (2 of 128 frequencies an ulp off) and ~9e-5 with all of them off.
+        try runExtra("flux_guidance", atol: ["output": 4e-6])
+    }
 
     /// Dynamic shifting (mu from the image length), guidance 3.5, batch 2, latents drawn from Generator(seed: 2024).
-    func testPipelineSeededDynamicShiftBatch2() throws { try runCase(extras, "pipeline_dev") }
+    func testPipelineSeededDynamicShiftBatch2() throws {
+        // Latents and image measured: Swift <= 9.5e-7, torch fp32 with the transformer's frequencies made as here
+        // <= 9.5e-7, every setting (latents up to 4.3; diffusers' own fp32 exp: 2.2e-6).
+        // Sigmas and timesteps are fp32 in the reference pipeline too and match exactly; their bounds are ~1 fp32 ulp
+        // (at 1 and at 1000).
+        let tol = 4e-6
+        try runExtra("pipeline_dev", atol: ["latents_after_step0": tol, "latents_after_step1": tol,
+                                            "latents_after_step2": tol, "sigmas": 1e-7, "timesteps": 1e-4, "image": tol])
+    }
 
     // MARK: loading
 

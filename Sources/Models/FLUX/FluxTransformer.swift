@@ -359,11 +359,15 @@ public final class FluxTransformer2DModel {
 
     /// Sinusoidal embedding of t [B] (diffusers get_timestep_embedding: 256 channels, flip_sin_to_cos,
     /// downscale_freq_shift 0), float32 [B, 256].
+    /// The frequencies are exp taken in float64 and rounded to float32 (correctly rounded): fp32 `exp` differs by an
+    /// ulp between CPU kernel paths (MKL AVX2 vs AVX-512), and t reaches 1000 and guidance 3500, so one ulp of a
+    /// frequency moved the transformer's output by up to 1.6e-4 from one machine to the next.
     public static func timestepProjection(_ t: Tensor, channels: Int = 256) throws -> Tensor {
         let half = channels / 2
         let exponent = try Tensor.arange(0, Double(half), dtype: .float32, device: t.device) * -Foundation.log(10000.0)
             / Double(half)
-        let args = try t.to(.float32).unsqueeze(1) * exponent.exp().unsqueeze(0)
+        let frequencies = try exponent.to(.float64).exp().to(.float32)
+        let args = try t.to(.float32).unsqueeze(1) * frequencies.unsqueeze(0)
         return try Tensor.cat([args.cos(), args.sin()], dim: -1)
     }
 
