@@ -122,8 +122,10 @@ public enum FileParserTargets {
         }
     }
 
+    static let fixtureRunner = FixtureRunner()
+
     static func parseFixtureCase(_ url: URL) throws {
-        for found in try FixtureRunner().discover(url.deletingLastPathComponent()) {
+        for found in try fixtureRunner.discover(url.deletingLastPathComponent()) {
             _ = (found.className, found.args, found.label)
         }
     }
