@@ -55,6 +55,12 @@ public enum FileParserTargets {
         case "tokenizer":
             let clipVocab = try file("assets/fuzz/clip_tokenizer/vocab.json")
             let clipMerges = try file("assets/fuzz/clip_tokenizer/merges.txt")
+            let clipConfig = try file("assets/fuzz/clip_tokenizer/tokenizer_config.json")
+            let clipSpecials = try file("assets/fuzz/clip_tokenizer/special_tokens_map.json")
+            // transformers reads special_tokens_map.json only when the config has no added_tokens_decoder.
+            var plainConfig = try JSONSerialization.jsonObject(with: Data(clipConfig)) as? [String: Any] ?? [:]
+            plainConfig["added_tokens_decoder"] = nil
+            let clipPlainConfig = Array(try JSONSerialization.data(withJSONObject: plainConfig, options: [.sortedKeys]))
             let clip: (URL) throws -> Void = { url in _ = try CLIPTokenizer(folder: url.deletingLastPathComponent()).encode("a photo of 3 cats") }
             return FileParserTarget(name: name, format: .json, seeds: [
                 FuzzSeed(label: "t5_bytes/tokenizer.json", fileName: "tokenizer.json",
@@ -69,6 +75,11 @@ public enum FileParserTargets {
                          companions: ["merges.txt": clipMerges], parse: clip),
                 FuzzSeed(label: "clip_tokenizer/merges.txt", fileName: "merges.txt", bytes: clipMerges,
                          companions: ["vocab.json": clipVocab], parse: clip),
+                FuzzSeed(label: "clip_tokenizer/tokenizer_config.json", fileName: "tokenizer_config.json", bytes: clipConfig,
+                         companions: ["vocab.json": clipVocab, "merges.txt": clipMerges], parse: clip),
+                FuzzSeed(label: "clip_tokenizer/special_tokens_map.json", fileName: "special_tokens_map.json", bytes: clipSpecials,
+                         companions: ["vocab.json": clipVocab, "merges.txt": clipMerges, "tokenizer_config.json": clipPlainConfig],
+                         parse: clip),
             ])
         case "fixture-case":
             let cases = ["trellis/ss_flow.json", "trellis/slat_dec_gs.json", "flux/vae.json", "lgm/lgm.json",
@@ -98,7 +109,6 @@ public enum FileParserTargets {
             _ = try file.rawBytes(key)
             _ = try file.tensor(key)
         }
-        _ = try SafeTensors.open(url)
     }
 
     static func parseImage(_ url: URL) throws {
@@ -113,8 +123,10 @@ public enum FileParserTargets {
         }
     }
 
+    static let fixtureRunner = FixtureRunner()
+
     static func parseFixtureCase(_ url: URL) throws {
-        for found in try FixtureRunner().discover(url.deletingLastPathComponent()) {
+        for found in try fixtureRunner.discover(url.deletingLastPathComponent()) {
             _ = (found.className, found.args, found.label)
         }
     }
