@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "ModelStore", dependencies: ["CCurl"], swiftSettings: strict),
         // HTTP/1.1 server on sockets + Dispatch (no NIO), request parsing, bounded job queue.
         .target(name: "HTTPServer", swiftSettings: strict),
+        // Network fuzz cases and runner (gen3d fuzz-http and the HTTPServer test suite); no runtime target imports it.
+        .target(name: "HTTPFuzz", dependencies: ["HTTPServer"], swiftSettings: strict),
         // Rasterizer, validator cameras and checks, scorers, gate.
         .target(name: "CLIPValidate", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "Tokenizers"],
                 swiftSettings: strict),
@@ -59,7 +61,7 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["TorchShim", "NN", "Models", "PLY", "Imaging", "CLIPValidate",
                                                  "ModelStore", "Tokenizers", "HTTPServer"], swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "HTTPServer", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
+            "Pipeline", "HTTPServer", "HTTPFuzz", "ModelStore", "TorchShim", "PLY", "Imaging", "CLIPValidate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -67,7 +69,7 @@ let package = Package(
         .testTarget(name: "PLYTests", dependencies: ["PLY"], swiftSettings: strict),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")],
                     swiftSettings: strict),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPFuzz"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Resources")],
                     swiftSettings: strict),
