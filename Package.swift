@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "ModelStore", dependencies: ["CCurl"], swiftSettings: strict),
         // HTTP/1.1 server on sockets + Dispatch (no NIO), request parsing, bounded job queue.
         .target(name: "HTTPServer", swiftSettings: strict),
+        // Network fuzz cases and runner (gen3d fuzz-http and the HTTPServer test suite); no runtime target imports it.
+        .target(name: "HTTPFuzz", dependencies: ["HTTPServer"], swiftSettings: strict),
         // The Gaussian rasterizer (CPU and CUDA), render cameras and settings, contact sheets, render comparisons.
         .target(name: "Splatting", dependencies: ["TorchShim", "PLY", "Imaging"], swiftSettings: strict),
         // The retired CLIP/IQA validator's emulation: its data checks, scorers, aggregation and render job.
@@ -78,8 +80,8 @@ let package = Package(
                                                     "Fixtures"],
                 swiftSettings: strict),
         .executableTarget(name: "GenServer", dependencies: [
-            "Pipeline", "Service", "Fixtures", "Diagnostics", "FuzzSupport", "HTTPServer", "ModelStore", "TorchShim", "PLY",
-            "Imaging", "CLIPValidate", "Splatting",
+            "Pipeline", "Service", "Fixtures", "Diagnostics", "FuzzSupport", "HTTPFuzz", "HTTPServer", "ModelStore", "TorchShim",
+            "PLY", "Imaging", "CLIPValidate", "Splatting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict, linkerSettings: shimLinker),
 
@@ -87,7 +89,7 @@ let package = Package(
         .testTarget(name: "PLYTests", dependencies: ["PLY", "Diagnostics"], swiftSettings: strict),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Resources")],
                     swiftSettings: strict),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Service"], swiftSettings: strict),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Service", "HTTPFuzz"], swiftSettings: strict),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore"], swiftSettings: strict),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Resources")],
                     swiftSettings: strict),

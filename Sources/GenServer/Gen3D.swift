@@ -11,7 +11,7 @@ struct Gen3D: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, GenerateCommand.self, FetchCLICommand.self, InfoCommand.self, SelfTestCommand.self,
             RenderCommand.self, RenderCheckCommand.self, BenchPipelineCommand.self, ReadinessCommand.self,
-            LoadTestCommand.self, BenchCommand.self, BenchPLYCommand.self, FuzzFilesCommand.self,
+            LoadTestCommand.self, FuzzHTTPCommand.self, BenchCommand.self, BenchPLYCommand.self, FuzzFilesCommand.self,
         ]
     )
 }

@@ -28,12 +28,19 @@ struct LoadTestCommand: ParsableCommand {
     @Option(help: "Concurrent clients.") var concurrency = 2
     @Option(help: "Seconds during which new requests start.") var duration = 60.0
     @Option(name: .customLong("request-timeout"), help: "Seconds one request may take.") var requestTimeout = 120.0
+    @Flag(help: ArgumentHelp("Give every request its own X-Request-Id and seed and check that its answer carries both.",
+                             discussion: "Mismatched answers are counted and make the command fail."))
+    var verify = false
+    @Option(name: .customLong("server-pid"), help: "Sample this local process's RSS and open descriptors (Linux /proc).")
+    var serverPID: Int32?
+    @Option(name: .customLong("sample-interval"), help: "Seconds between server samples.") var sampleInterval = 5.0
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
         if image != nil && prompt != nil { throw ValidationError("give --image or --prompt, not both") }
+        if verify && resolvedRoute == .health { throw ValidationError("--verify needs a generation route") }
         switch resolvedRoute {
         case .competition:
             if image == nil { throw ValidationError("the competition route needs --image") }
@@ -48,26 +55,58 @@ struct LoadTestCommand: ParsableCommand {
 
     func run() throws {
         let request = try makeRequest()
-        let report = try LoadTest.run(url: url, path: request.path, method: request.method, body: request.body,
-                                      contentType: request.contentType, concurrency: concurrency,
-                                      duration: duration, requestTimeout: requestTimeout)
+        let route = resolvedRoute
+        let (baseSeed, verify) = (seed, self.verify)
+        let report = try LoadTest.run(url: url, path: request.path, concurrency: concurrency, duration: duration,
+                                      requestTimeout: requestTimeout, serverPID: serverPID,
+                                      sampleInterval: sampleInterval) { client, sequence in
+            guard verify else { return request.fixed }
+            let requestID = "lt-\(client)-\(sequence)"
+            let seed = baseSeed &+ client &* 1_000_000 &+ sequence
+            let (body, contentType) = request.withSeed(seed)
+            return LoadRequest(method: "POST", headers: [("Content-Type", contentType), ("X-Request-Id", requestID)],
+                               body: body, expectedRequestID: requestID, expectedSeed: seed)
+        }
         if json {
-            let object: [String: Any] = [
-                "route": resolvedRoute.rawValue, "concurrency": concurrency, "duration_s": duration,
+            var object: [String: Any] = [
+                "route": route.rawValue, "concurrency": concurrency, "duration_s": duration,
                 "completed": report.completed, "succeeded": report.succeeded, "elapsed_s": report.elapsed,
                 "requests_per_second": report.requestsPerSecond, "p50_s": report.latencyP50, "p90_s": report.latencyP90,
                 "p99_s": report.latencyP99, "max_s": report.latencyMax, "errors": report.errors,
-                "bytes_received": report.bytesReceived,
+                "bytes_received": report.bytesReceived, "verified": verify, "mismatches": report.mismatches,
             ]
+            if let first = report.serverSamples.first, let last = report.serverSamples.last {
+                object["server"] = [
+                    "samples": report.serverSamples.count, "rss_first_bytes": first.rssBytes, "rss_last_bytes": last.rssBytes,
+                    "rss_max_bytes": report.serverSamples.map(\.rssBytes).max() ?? 0,
+                    "rss_slope_mib_per_min": ProcessSample.rssSlopeMiBPerMinute(report.serverSamples),
+                    "fds_first": first.openFDs, "fds_last": last.openFDs,
+                    "fds_max": report.serverSamples.map(\.openFDs).max() ?? 0,
+                ]
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("\(resolvedRoute.rawValue) x\(concurrency) for \(duration) s against \(url)")
+            print("\(route.rawValue) x\(concurrency) for \(duration) s against \(url)\(verify ? " (verified)" : "")")
             print(report)
+        }
+        if !report.mismatches.isEmpty { throw ExitCode(2) }
+    }
+
+    /// The request every client sends, and how to rebuild its body with another seed.
+    private struct RequestTemplate {
+        var method: String
+        var path: String
+        var body: Data
+        var contentType: String?
+        var withSeed: @Sendable (Int) -> (Data, String)
+
+        var fixed: LoadRequest {
+            LoadRequest(method: method, headers: contentType.map { [("Content-Type", $0)] } ?? [], body: body)
         }
     }
 
-    private func makeRequest() throws -> (method: String, path: String, body: Data, contentType: String?) {
+    private func makeRequest() throws -> RequestTemplate {
         let imageData = try image.map { path -> Data in
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("cannot read the image file '\(path)'")
@@ -76,18 +115,28 @@ struct LoadTestCommand: ParsableCommand {
         }
         switch resolvedRoute {
         case .health:
-            return ("GET", "/health", Data(), nil)
+            return RequestTemplate(method: "GET", path: "/health", body: Data(), contentType: nil,
+                                   withSeed: { _ in (Data(), "") })
         case .competition:
-            var form = MultipartFormBody()
-            let isPNG = imageData!.starts(with: [0x89, 0x50, 0x4E, 0x47])
-            form.addFile("prompt_image_file", filename: isPNG ? "prompt.png" : "prompt.jpg",
-                         contentType: isPNG ? "image/png" : "image/jpeg", data: imageData!)
-            form.addField("seed", String(seed))
-            return ("POST", "/generate", form.body, form.contentType)
+            let image = imageData!
+            let competition: @Sendable (Int) -> (Data, String) = { seed in
+                var form = MultipartFormBody()
+                let isPNG = image.starts(with: [0x89, 0x50, 0x4E, 0x47])
+                form.addFile("prompt_image_file", filename: isPNG ? "prompt.png" : "prompt.jpg",
+                             contentType: isPNG ? "image/png" : "image/jpeg", data: image)
+                form.addField("seed", String(seed))
+                return (form.body, form.contentType)
+            }
+            let (body, contentType) = competition(seed)
+            return RequestTemplate(method: "POST", path: "/generate", body: body, contentType: contentType,
+                                   withSeed: competition)
         case .legacy:
             let text = imageData?.base64EncodedString() ?? prompt!
-            return ("POST", "/generate/", Data(FormURLEncoded.encode([("prompt", text)]).utf8),
-                    "application/x-www-form-urlencoded")
+            let form = "application/x-www-form-urlencoded"
+            return RequestTemplate(method: "POST", path: "/generate/", body: Data(FormURLEncoded.encode([("prompt", text)]).utf8),
+                                   contentType: form, withSeed: { seed in
+                                       (Data(FormURLEncoded.encode([("prompt", text), ("seed", String(seed))]).utf8), form)
+                                   })
         }
     }
 }
