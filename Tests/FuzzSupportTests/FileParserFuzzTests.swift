@@ -12,7 +12,8 @@ final class FileParserFuzzTests: XCTestCase {
     static func packageRoot() throws -> URL {
         var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("assets/fuzz").path) {
-            guard dir.path != "/" else { throw XCTSkip("package root not found above \(#filePath)") }
+            // A missing corpus fails the test: a fuzz run that silently does nothing would pass.
+            guard dir.path != "/" else { throw MissingCorpus(description: "package root (assets/fuzz) not found above \(#filePath)") }
             dir.deleteLastPathComponent()
         }
         return dir
@@ -121,4 +122,8 @@ final class ZipArchiveTests: XCTestCase {
         try Data(repacked).write(to: url)
         XCTAssertNoThrow(try FileParserTargets.parseTorchCheckpoint(url))
     }
+}
+
+struct MissingCorpus: Error, CustomStringConvertible {
+    let description: String
 }
