@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import Pipeline
 
 /// The subnet-17 endpoints on top of a `GenerationService` and a `JobQueue`:
 ///
@@ -8,7 +9,7 @@ import HTTPServer
 ///   last failure with its time). 200, or 503 when the service reports `"ready": false`.
 /// - `POST /generate/` (legacy miner) and `POST /generate` (Competition 0): see
 ///   `GenerationRequestDecoder`. 200 with the service's body and headers; 4xx for bad input;
-///   503 + Retry-After when the queue is full; the service's `GenerationError` mapped per case.
+///   503 + Retry-After when the queue is full; the service's `JobFailure` mapped per case.
 ///
 /// A request whose client disconnects while it waits (see `Responder.cancellation`) loses its
 /// queue slot at once and its job never runs; a running job stops at its next stage boundary.
@@ -92,12 +93,12 @@ public final class GenerationAPI: @unchecked Sendable {
             if !resultHeaders.contains("Content-Type") { resultHeaders.set("Content-Type", result.contentType) }
             return HTTPResponse(status: .ok, headers: resultHeaders, body: result.body,
                                 stageTimings: result.stageTimings)
-        } catch GenerationError.cancelled(let why) {
+        } catch JobFailure.cancelled(let why) {
             logger.message("req=\(request.requestID) job stopped on worker \(worker): \(why)")
             return .error(.serviceUnavailable, "job stopped: \(why)")
-        } catch let error as GenerationError {
-            status = error.status
-            message = error.description
+        } catch let failure as JobFailure {
+            status = failure.status
+            message = failure.answer
             if status == .serviceUnavailable { headers.set("Retry-After", String(jobs.retryAfter())) }
         } catch let error as HTTPError {
             status = error.status

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import Pipeline
 
 /// Which endpoint a generation request came through. Legacy and Competition 0 differ in what
 /// the caller expects (e.g. the camera convention of the PLY), so the service may branch on it.
@@ -110,36 +111,25 @@ public struct GenerationResult: Sendable {
     }
 }
 
-/// Failures a service reports; each fails only its own request.
-public enum GenerationError: Error, Equatable, CustomStringConvertible {
-    /// The request is wrong (unknown generator name, bad option value) -> 400.
-    case badInput(String)
-    /// The request is well-formed but its content is unusable (an image that does not decode) -> 422.
-    case unprocessable(String)
-    /// The service cannot run jobs now (models not loaded yet) -> 503 + Retry-After.
-    case unavailable(String)
-    /// The device ran out of memory for this job -> 503 + Retry-After.
-    case outOfMemory(String)
-    /// Anything else that went wrong inside the service -> 500.
-    case `internal`(String)
-    /// The job stopped at a stage boundary because its cancellation token fired (the client left).
-    /// Nobody reads the answer; 503 only in case someone does.
-    case cancelled(String)
-
+/// How a failed job is answered: the one place where a `JobFailure` (the pipeline's one failure type, which the
+/// service's own checks throw too) becomes an HTTP status and message. Each fails only its own request.
+extension JobFailure {
     public var status: HTTPStatus {
         switch self {
         case .badInput: return .badRequest
         case .unprocessable: return .unprocessableContent
-        case .unavailable, .outOfMemory, .cancelled: return .serviceUnavailable
+        // No model for a stage the job needs, the device out of memory, or a job stopped because its client left
+        // (nobody reads that answer; 503 in case someone does). All three come with Retry-After.
+        case .missingStage, .outOfMemory, .cancelled: return .serviceUnavailable
         case .internal: return .internalServerError
         }
     }
 
-    public var description: String {
+    /// The `error` text of the JSON answer.
+    public var answer: String {
         switch self {
-        case .badInput(let message): return message
-        case .unprocessable(let message): return message
-        case .unavailable(let message): return "service unavailable: \(message)"
+        case .badInput(let message), .unprocessable(let message): return message
+        case .missingStage(let message): return "service unavailable: \(message)"
         case .outOfMemory(let message): return "out of device memory: \(message)"
         case .internal(let message): return "generation failed: \(message)"
         case .cancelled(let message): return "job stopped: \(message)"
@@ -157,12 +147,12 @@ public protocol GenerationService: AnyObject {
 
     /// Runs one job on worker `worker` (an index into the server's workers; several workers may
     /// share a device). Called on that worker's own thread, one call at a time per worker, while
-    /// other workers run their own jobs. Throw `GenerationError` to choose the HTTP status; a
+    /// other workers run their own jobs. Throw `JobFailure` to choose the HTTP status; a
     /// thrown error fails this request only, so leave the worker able to take its next job.
     func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult
 
     /// The same, for a job that should stop at its next stage boundary once `cancellation` fires
-    /// (throw `GenerationError.cancelled` then). The default ignores the token.
+    /// (throw `JobFailure.cancelled` then). The default ignores the token.
     func generate(_ request: GenerationRequest, worker: Int, cancellation: CancellationToken) throws
         -> GenerationResult
 }

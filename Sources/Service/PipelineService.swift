@@ -97,19 +97,8 @@ public final class PipelineService: GenerationService {
         -> GenerationResult {
         var job = try makeJob(request)
         job.cancellation = cancellation
-        let outcome: GenerationOutcome
-        do {
-            outcome = try workers[worker].run(job)
-        } catch let failure as JobFailure {
-            switch failure {
-            case .outOfMemory(let message): throw GenerationError.outOfMemory(message)
-            case .missingStage(let why): throw GenerationError.unavailable(why)
-            case .badInput(let why): throw GenerationError.badInput(why)
-            case .unprocessable(let why): throw GenerationError.unprocessable(why)
-            case .internal(let message): throw GenerationError.internal(message)
-            case .cancelled(let why): throw GenerationError.cancelled(why)
-            }
-        }
+        // A failure is a JobFailure already (PipelineWorker classifies what the stages throw).
+        let outcome = try workers[worker].run(job)
 
         var headers = HTTPHeaders()
         headers.add("X-Pipeline", status.pipelineName)
@@ -139,14 +128,14 @@ public final class PipelineService: GenerationService {
             do {
                 prompt = .image(try ImageDecoder.decode(image.data, maxPixels: maxImagePixels))
             } catch {
-                throw GenerationError.unprocessable("the image prompt could not be decoded: \(error)")
+                throw JobFailure.unprocessable("the image prompt could not be decoded: \(error)")
             }
         }
         let o = request.options
         var settings = defaults.settings
         if let preset = o.preset {
             guard let p = GaussianSettings.preset(preset) else {
-                throw GenerationError.badInput("unknown preset '\(preset)' (use fast or quality)")
+                throw JobFailure.badInput("unknown preset '\(preset)' (use fast or quality)")
             }
             settings = p
         }
@@ -157,7 +146,7 @@ public final class PipelineService: GenerationService {
         var textRoute: TextRoute? = nil
         if let r = o.textRoute {
             guard let route = TextRoute(rawValue: r.lowercased()) else {
-                throw GenerationError.badInput("unknown text_route '\(r)' (flux or mvdream)")
+                throw JobFailure.badInput("unknown text_route '\(r)' (flux or mvdream)")
             }
             textRoute = route
         }

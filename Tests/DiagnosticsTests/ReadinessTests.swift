@@ -77,9 +77,9 @@ final class ReadinessTests: XCTestCase {
             if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             switch fault {
             case .unprocessableEvery(let k) where number % k == 0:
-                throw GenerationError.unprocessable("scripted failure \(number)")
+                throw JobFailure.unprocessable("scripted failure \(number)")
             case .internalErrorAt(let k) where number == k:
-                throw GenerationError.internal("scripted crash")
+                throw JobFailure.internal("scripted crash")
             default:
                 break
             }

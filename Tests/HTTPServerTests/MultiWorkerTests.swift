@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Pipeline
 @testable import HTTPServer
 @testable import Service
 
@@ -24,7 +25,7 @@ final class WorkerEchoService: GenerationService, @unchecked Sendable {
     func health() -> [String: Any] { ["status": "ok", "device": "cpu", "ready": true] }
 
     func generate(_ request: GenerationRequest, worker: Int) throws -> GenerationResult {
-        guard case .text(let id) = request.prompt else { throw GenerationError.badInput("text prompts only") }
+        guard case .text(let id) = request.prompt else { throw JobFailure.badInput("text prompts only") }
         calls.mutate { $0.append((id, worker)) }
         var error: Error?
         injected.mutate { if !($0[worker]?.isEmpty ?? true) { error = $0[worker]!.removeFirst() } }
@@ -33,7 +34,7 @@ final class WorkerEchoService: GenerationService, @unchecked Sendable {
             started.signal()
             release.wait()
         }
-        if id.hasSuffix("oom") { throw GenerationError.outOfMemory("CUDA out of memory (fake) in \(id)") }
+        if id.hasSuffix("oom") { throw JobFailure.outOfMemory("CUDA out of memory (fake) in \(id)") }
         usleep(jobDelay)
         return GenerationResult(body: Data("id:\(id)|worker:\(worker)".utf8))
     }
@@ -171,7 +172,7 @@ final class MultiWorkerTests: XCTestCase {
     func testOutOfMemoryInOneWorkerFailsOnlyItsRequest() throws {
         let service = WorkerEchoService()
         let port = try startServer(service, devices: ["cpu", "cpu"])
-        service.failNextJob(onWorker: 1, with: GenerationError.outOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB"))
+        service.failNextJob(onWorker: 1, with: JobFailure.outOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB"))
 
         // Worker 0 is mid-job while worker 1 runs out of memory.
         let blocked = Locked<HTTPClientResponse?>(nil)
@@ -213,7 +214,7 @@ final class MultiWorkerTests: XCTestCase {
     func testInternalAndUntypedErrorsFailOnlyTheirRequest() throws {
         let service = WorkerEchoService()
         let port = try startServer(service, devices: ["cpu", "cpu"])
-        service.failNextJob(onWorker: 0, with: GenerationError.internal("kernel launch failed"))
+        service.failNextJob(onWorker: 0, with: JobFailure.internal("kernel launch failed"))
         service.failNextJob(onWorker: 0, with: NSError(domain: "fake-torch", code: 7))
         var statuses: [Int] = []
         var workers: [Int?] = []

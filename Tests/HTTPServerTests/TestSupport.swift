@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Pipeline
 @testable import HTTPServer
 @testable import Service
 
@@ -37,10 +38,10 @@ final class FakeService: GenerationService, @unchecked Sendable {
         switch request.prompt {
         case .text(let text):
             switch text {
-            case "oom": throw GenerationError.outOfMemory("CUDA out of memory (fake)")
-            case "unavailable": throw GenerationError.unavailable("models are loading")
-            case "crash": throw GenerationError.internal("kernel failed")
-            case "bad option": throw GenerationError.badInput("unknown generator 'x'")
+            case "oom": throw JobFailure.outOfMemory("CUDA out of memory (fake)")
+            case "unavailable": throw JobFailure.missingStage("models are loading")
+            case "crash": throw JobFailure.internal("kernel failed")
+            case "bad option": throw JobFailure.badInput("unknown generator 'x'")
             case "untyped": throw NSError(domain: "fake", code: 7)
             case "gate":
                 return GenerationResult(body: Data(), headers: ["X-Validation-Failed": "true", "X-Score": "0.41",
@@ -60,7 +61,7 @@ final class FakeService: GenerationService, @unchecked Sendable {
                                     stageTimings: timings)
         case .image(let image):
             if image.data.range(of: Data("CORRUPT".utf8)) != nil {
-                throw GenerationError.unprocessable("image does not decode")
+                throw JobFailure.unprocessable("image does not decode")
             }
             let body = "image:\(image.format.rawValue):\(image.data.count):\(Self.fnv1a(image.data)):seed:\(seed)"
                 + "|route:\(request.route.rawValue)|file:\(image.filename ?? "-")"

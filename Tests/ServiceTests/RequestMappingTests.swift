@@ -96,7 +96,7 @@ final class RequestMappingTests: XCTestCase {
         for json in ["{\"prompt\": \"x\", \"options\": {\"generator\": \"nerf\"}}",
                      "{\"prompt\": \"x\", \"options\": {\"text_route\": \"dalle\"}}"] {
             XCTAssertThrowsError(try svc.generate(try decode(json), worker: 0)) {
-                XCTAssertEqual(($0 as? GenerationError)?.status, .badRequest, "\($0)")
+                XCTAssertEqual(($0 as? JobFailure)?.status, .badRequest, "\($0)")
             }
         }
     }
