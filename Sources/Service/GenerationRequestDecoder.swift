@@ -79,7 +79,7 @@ public enum GenerationRequestDecoder {
         return GenerationRequest(prompt: prompt, seed: seed, route: route, requestID: requestID)
     }
 
-    private static func promptFromField(_ name: String, _ value: FieldValue) throws -> Prompt {
+    private static func promptFromField(_ name: String, _ value: FieldValue) throws -> RequestPrompt {
         switch value {
         case .file(let data, let filename, let contentType):
             guard !data.isEmpty else { throw HTTPError(.badRequest, "field '\(name)' is empty") }
@@ -103,7 +103,7 @@ public enum GenerationRequestDecoder {
         }
     }
 
-    private static func promptFromText(_ text: String, field: String) throws -> Prompt {
+    private static func promptFromText(_ text: String, field: String) throws -> RequestPrompt {
         let content: PromptContent
         do {
             content = try Base64Image.classify(text)
@@ -150,7 +150,7 @@ public enum GenerationRequestDecoder {
         } catch let error as DecodingError {
             throw HTTPError(.badRequest, describe(error))
         }
-        let prompt: Prompt
+        let prompt: RequestPrompt
         switch (decoded.prompt, decoded.image) {
         case (.some, .some):
             throw HTTPError(.badRequest, "give either 'prompt' or 'image', not both")

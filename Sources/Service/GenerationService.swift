@@ -30,7 +30,9 @@ public struct ImagePrompt: Sendable, Equatable {
     }
 }
 
-public enum Prompt: Sendable, Equatable {
+/// The prompt as the request carried it: text, or the image file's bytes not yet decoded (`PipelineService` decodes
+/// them into the pipeline's `Prompt`).
+public enum RequestPrompt: Sendable, Equatable {
     /// Text-to-3D.
     case text(String)
     /// Image-to-3D.
@@ -77,14 +79,14 @@ public struct GenerationOptions: Sendable, Equatable {
 }
 
 public struct GenerationRequest: Sendable, Equatable {
-    public var prompt: Prompt
+    public var prompt: RequestPrompt
     public var seed: Int?
     public var options: GenerationOptions
     public var route: GenerationRoute
     /// The id that appears in the request log line and the `X-Request-Id` response header.
     public var requestID: String
 
-    public init(prompt: Prompt, seed: Int? = nil, options: GenerationOptions = GenerationOptions(),
+    public init(prompt: RequestPrompt, seed: Int? = nil, options: GenerationOptions = GenerationOptions(),
                 route: GenerationRoute, requestID: String) {
         self.prompt = prompt
         self.seed = seed

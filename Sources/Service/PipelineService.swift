@@ -119,7 +119,7 @@ public final class PipelineService: GenerationService {
     }
 
     private func makeJob(_ request: GenerationRequest) throws -> GenerationJob {
-        let prompt: Pipeline.Prompt
+        let prompt: Prompt
         switch request.prompt {
         case .text(let text):
             // Trimmed and checked non-empty by GenerationRequestDecoder.
