@@ -26,8 +26,6 @@ public struct AssemblyOptions {
     public var generators: [GeneratorID]
     /// The text route of jobs that name none, for generators that have it (LGM): flux or mvdream.
     public var textRoute: TextRoute
-    /// Timing mode: every model at its real size with RANDOM weights from the manifests in this folder (TRELLIS's,
-    /// and BiRefNet's `manifest_BiRefNet_general.json`). Nothing it outputs is meaningful.
     /// How the models share the GPU (nil: chosen from the card's size).
     public var memoryPlan: MemoryPlan?
 
@@ -122,12 +120,13 @@ public enum PipelineAssembly {
     public static func build(_ options: AssemblyOptions, store: ModelStore) throws -> AssembledPipeline {
         let plan = try options.memoryPlan ?? MemoryPlan.forDevice(options.device)
         let (admitted, dropped) = plan.admit(generators: options.generators)
+        let specs = models(generators: admitted)
         // A directory where a weights file belongs is a broken install: fail loudly rather than fall back to smoke.
-        for spec in models(generators: admitted) where store.locate(model: spec) == nil {
+        for spec in specs where store.locate(model: spec) == nil {
             try store.checkNoDirectoryInPlaceOfFiles(model: spec)
         }
-        let report = store.check(models: models(generators: admitted))
-        let missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
+        let report = store.check(models: specs)
+        var missing = report.models.filter { !$0.present }.map { "\($0.name): \($0.fetchCommand ?? "gen3d fetch --model \($0.name)")" }
             + dropped.map(plan.notAdmitted)
         var loader = ModelLoader(store: store, device: options.device)
         var generators: [GeneratorID: GaussianStage] = [:]
@@ -147,10 +146,9 @@ public enum PipelineAssembly {
             smokePipeline.memoryPlan = plan
             return smokePipeline
         }
-        var notes = missing
         var textToImage: TextToImageStage? = nil
         if loader.location(.flux1Schnell) != nil, !plan.loadsTextToImage {
-            notes.append("flux1-schnell: present but not loaded under the \(plan.tier.rawValue) memory plan "
+            missing.append("flux1-schnell: present but not loaded under the \(plan.tier.rawValue) memory plan "
                          + "(\(plan.reason)); text prompts answer 503")
         } else {
             textToImage = try loader.loadFlux(plan: plan, float8: options.fluxFloat8, size: options.fluxSize)
@@ -164,9 +162,9 @@ public enum PipelineAssembly {
         let pipeline = try GenerationPipeline(
             textToImage: textToImage, backgroundRemoval: remover, generators: generators,
             defaultGenerator: defaultGenerator, directText: directText, defaultTextRoute: options.textRoute,
-            validator: gate, missingAdvice: advice(notes))
+            validator: gate, missingAdvice: advice(missing))
         return AssembledPipeline(pipeline: pipeline, name: describe(pipeline), isSmoke: false, loaded: loader.loaded,
-                                 missing: notes, memoryPlan: plan, residentSizes: loader.resident)
+                                 missing: missing, memoryPlan: plan, residentSizes: loader.resident)
     }
 
     /// The smoke pipeline: every stage runs (tiny FLUX, tiny BiRefNet at 256 px, tiny TRELLIS) on random weights, fp32.
